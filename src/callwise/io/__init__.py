@@ -1,0 +1,198 @@
+"""Loaders into the outcome table, with format detection, and the canonical Parquet writer.
+
+``load(path)`` detects the format from the path (file or folder) and its header; ``format=``
+forces one of :data:`FORMATS`:
+
+- ``routerbench``: RouterBench wide tables (CSV slices, or the original pickles with
+  ``trust_pickle=True``); a folder of them loads as one dataset.
+- ``long``: CSV / JSONL / Parquet with the canonical column names (or ``mapping``); a folder of
+  them loads as one dataset. The canonical Parquet written by :func:`write_parquet` is ``long``.
+- ``rational-cascades``: the ``outcomes.csv`` + ``prompts.csv`` pair.
+- ``routellm``: RouteLLM's eval CSVs / MT-Bench judgements; needs ``prices``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import DataError, FormatError
+from ..outcomes import OutcomeTable, Provenance
+from ..prices import PriceTable
+from . import long as _long
+from . import rational as _rational
+from . import routellm as _routellm
+from . import routerbench as _rb
+from .files import base_suffix, is_pickle, read_bytes, read_csv, read_jsonl
+
+FORMATS = ("routerbench", "long", "rational-cascades", "routellm")
+META_KEY = b"callwise.meta"
+DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pkl", ".pickle")
+
+
+def _data_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and base_suffix(p) in DATA_SUFFIXES)
+    if not files:
+        raise DataError(f"no data files in this folder (expected {', '.join(DATA_SUFFIXES)}, optionally .gz)",
+                        file=str(folder))
+    return files
+
+
+def _columns_of(path: Path) -> list[str]:
+    suffix = base_suffix(path)
+    if suffix == ".csv":
+        return [str(c) for c in read_csv(path, header_only=True).columns]
+    if suffix in (".jsonl", ".json"):
+        return [str(c) for c in read_jsonl(path).columns]
+    if suffix == ".parquet":
+        try:
+            return [str(c) for c in pq.read_schema(path).names]
+        except Exception:
+            raise FormatError("named .parquet but is not a readable Parquet file", file=str(path)) from None
+    return []
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of a file or folder, from its layout and header; a clear error when unknown."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("no such file or folder", file=str(path))
+    if path.is_dir():
+        names = {p.name for p in path.iterdir()}
+        if {"outcomes.csv", "outcomes.csv.gz"} & names:
+            return "rational-cascades"
+        if _routellm.routellm_files(path):
+            return "routellm"
+        formats = {detect_format(f) for f in _data_files(path)}
+        if len(formats) > 1:
+            raise FormatError(f"the folder mixes formats {sorted(formats)}; load its files one by one", file=str(path))
+        return formats.pop()
+    suffix = base_suffix(path)
+    if suffix in (".pkl", ".pickle"):
+        return "routerbench"
+    if suffix not in DATA_SUFFIXES:
+        raise FormatError(f"unknown format: file type {suffix or '(none)'!r} is not one of "
+                          f"{list(DATA_SUFFIXES)} (optionally .gz); pass --format", file=str(path))
+    if suffix == ".csv" and is_pickle(read_bytes(path)[:4]):
+        raise FormatError("is a pickle although named .csv; pass --format routerbench --trust-pickle if you "
+                          "trust it", file=str(path))
+    cols = _columns_of(path)
+    if _rb.is_routerbench_columns(cols):
+        return "routerbench"
+    if _rational.is_rational_columns(cols):
+        return "rational-cascades"
+    if {"question_id", "score", "turn", "model"} <= set(cols) or _routellm.is_routellm_columns(cols):
+        return "routellm"
+    if {"prompt_id", "model"} <= set(cols):
+        return "long"
+    raise FormatError(f"cannot detect the format from its columns {cols[:12]}; pass --format one of "
+                      f"{list(FORMATS)} (and --map for a long table with other column names)", file=str(path))
+
+
+def _concat(frames: Sequence[pd.DataFrame], provs: Sequence[Provenance]) -> tuple[pd.DataFrame, Provenance]:
+    if len(frames) == 1:
+        return frames[0], provs[0]
+    lengths = [len(f) for f in frames]
+    per_row = lambda v, n: v if isinstance(v, np.ndarray) else np.full(n, v, dtype=object)  # noqa: E731
+    keys = set().union(*(p.columns for p in provs))
+    cols = {k: np.concatenate([per_row(p.columns.get(k, k), n) for p, n in zip(provs, lengths)]) for k in keys}
+    units = {p.unit for p in provs}
+    line = np.concatenate([per_row(p.line, n) if p.line is not None else np.arange(1, n + 1)
+                           for p, n in zip(provs, lengths)])
+    return (pd.concat(frames, ignore_index=True),
+            Provenance(np.concatenate([per_row(p.file, n) for p, n in zip(provs, lengths)]), line, cols,
+                       units.pop() if len(units) == 1 else "row"))
+
+
+def load(
+    path: str | Path,
+    format: str | None = None,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    prices: PriceTable | str | Path | None = None,
+    trust_pickle: bool = False,
+    drop_incomplete: bool = False,
+    quality_range: tuple[float, float] = (0.0, 1.0),
+) -> OutcomeTable:
+    """Load recorded outcomes from a file or folder into a validated :class:`OutcomeTable`.
+
+    Raises :class:`~callwise.errors.DataError` naming the file, row/prompt and column on bad input.
+    """
+    path = Path(path)
+    if format is None:
+        format = detect_format(path)
+    elif format not in FORMATS:
+        raise FormatError(f"unknown format {format!r}; expected one of {list(FORMATS)}", file=str(path))
+    elif not path.exists():
+        raise DataError("no such file or folder", file=str(path))
+    if isinstance(prices, (str, Path)):
+        prices = PriceTable.load(prices)
+    meta: dict[str, Any] = {"source": str(path), "format": format, "costs_estimated": False, "notes": []}
+
+    if format == "routerbench":
+        files = _data_files(path) if path.is_dir() else [path]
+        pairs = [_rb.read_wide(f, trust_pickle) for f in files]
+        df, prov = _concat([p[0] for p in pairs], [p[1] for p in pairs])
+        df, conflicts = _rb.resolve_split_conflicts(df)
+        if conflicts:
+            meta["split_conflicts"] = conflicts
+            meta["notes"].append(f"{len(conflicts)} prompt id(s) had rows in both the train and test files; each "
+                                 "was merged and put in the split holding most of its outcomes")
+    elif format == "long":
+        files = _data_files(path) if path.is_dir() else [path]
+        pairs = [_long.read_long(f, mapping) for f in files]
+        df, prov = _concat([p[0] for p in pairs], [p[1] for p in pairs])
+        stored = _stored_meta(files[0]) if len(files) == 1 and base_suffix(files[0]) == ".parquet" else None
+        if stored:
+            meta.update({k: v for k, v in stored.items() if k not in ("source", "format")})
+            meta["converted_from"] = stored.get("source")
+    elif format == "rational-cascades":
+        df, prov, notes = _rational.read_rational(path)
+        meta["notes"].extend(notes)
+    else:  # routellm
+        frames, provs = _routellm.read_routellm(path, prices if isinstance(prices, PriceTable) else None)
+        df, prov = _concat(frames, provs)
+        meta["costs_estimated"] = True
+        meta["price_table"] = prices.describe()  # type: ignore[union-attr]
+        meta["notes"].append("costs estimated from a user price table and text-length token estimates")
+        if (df["task"] == "mt_bench").any():
+            meta["notes"].append("MT-Bench scores 1-10 rescaled to quality (score - 1) / 9")
+    return OutcomeTable.from_frame(df, prov, quality_range=quality_range, drop_incomplete=drop_incomplete,
+                                   meta=meta)
+
+
+def _stored_meta(path: Path) -> dict[str, Any] | None:
+    try:
+        md = pq.read_schema(path).metadata or {}
+    except Exception:
+        return None
+    return json.loads(md[META_KEY]) if META_KEY in md else None
+
+
+def write_parquet(table: OutcomeTable, path: str | Path) -> None:
+    """Write the canonical table to Parquet with its ``meta``; atomic (temp file, then rename)."""
+    path = Path(path)
+    arrow = pa.Table.from_pandas(table.frame, preserve_index=False)
+    md = dict(arrow.schema.metadata or {})
+    md[META_KEY] = json.dumps(table.meta, default=str).encode()
+    arrow = arrow.replace_schema_metadata(md)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(arrow, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["FORMATS", "detect_format", "load", "write_parquet"]
