@@ -1,0 +1,28 @@
+"""callwise: spend LLM calls wisely.
+
+Evaluate LLM call policies (routing, cascades, votes, per-module model selection) on recorded
+outcomes and show the cost–quality trade-off honestly. The public API:
+
+- :func:`load` -> :class:`OutcomeTable` (the one data currency; :mod:`callwise.io` loaders);
+- :mod:`callwise.frontier` (hulls, zero router, oracle, AIQ, bootstrap CIs);
+- :class:`Policy` and the registry (:mod:`callwise.policies`), run against a backend
+  (:class:`Replay` offline);
+- :func:`bench` / :func:`split_outcomes` (what ``callwise bench`` does).
+"""
+
+__version__ = "0.1.0"
+
+from .backends import Queries, Replay  # noqa: E402
+from .errors import CallwiseError, DataError, FormatError, PolicyError  # noqa: E402
+from .io import detect_format, load, write_parquet  # noqa: E402
+from .outcomes import DenseView, OutcomeTable  # noqa: E402
+from .policies import Decisions, Oracle, Policy, RandomMix, SingleModel, make, register, registry  # noqa: E402
+from .prices import PriceTable  # noqa: E402
+from .bench import bench, split_outcomes  # noqa: E402
+from .sample import load_sample  # noqa: E402
+
+__all__ = [
+    "CallwiseError", "DataError", "Decisions", "DenseView", "FormatError", "Oracle", "OutcomeTable", "Policy",
+    "PolicyError", "PriceTable", "Queries", "RandomMix", "Replay", "SingleModel", "__version__", "bench",
+    "detect_format", "load", "load_sample", "make", "register", "registry", "split_outcomes", "write_parquet",
+]

@@ -1,0 +1,66 @@
+"""The backend interface: something that answers calls to models for a batch of queries.
+
+Policies never read an outcome table directly; they call a backend. Offline evaluation runs a
+policy on :class:`~callwise.backends.replay.Replay` (answers from recorded outcomes); the live
+backend of a later release answers through real providers with the same interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Queries:
+    """A batch of queries: ids, prompt texts and tasks, as aligned 1-D arrays."""
+
+    ids: np.ndarray
+    prompts: np.ndarray
+    tasks: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, idx: np.ndarray) -> "Queries":
+        return Queries(self.ids[idx], self.prompts[idx], self.tasks[idx])
+
+
+@dataclass(frozen=True)
+class Calls:
+    """What one model returned for a batch of queries, one sample per query.
+
+    ``quality`` is known offline (recorded) and NaN live until scored; ``cost`` is in US dollars.
+    """
+
+    model: str
+    quality: np.ndarray
+    cost: np.ndarray
+    answers: np.ndarray | None = None
+    latency: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Answers calls. ``models`` are the models it can call."""
+
+    models: tuple[str, ...]
+
+    def call(self, model: str, queries: Queries, sample: int = 0) -> Calls:
+        """Call ``model`` once on every query (``sample`` selects a repeated sample)."""
+        ...
+
+
+@runtime_checkable
+class KnowsTruth(Protocol):
+    """A backend that can reveal every model's recorded outcome without paying for it.
+
+    Only offline backends can; the oracle needs one.
+    """
+
+    def truth(self, queries: Queries, sample: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(quality, cost) arrays of shape queries x models."""
+        ...

@@ -1,0 +1,57 @@
+"""Replay: a backend that answers from recorded outcomes (offline evaluation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PolicyError
+from ..outcomes import DenseView, OutcomeTable
+from .base import Calls, Queries
+
+
+class Replay:
+    """Answers ``call(model, queries)`` from an outcome table's dense arrays.
+
+    Lookups are vectorised (one index lookup per batch); asking for a query, model or sample that
+    was not recorded is an error, never a silent zero.
+    """
+
+    def __init__(self, data: OutcomeTable | DenseView) -> None:
+        self.view = data.dense() if isinstance(data, OutcomeTable) else data
+        self.models = self.view.models
+        self._index = pd.Index(self.view.prompt_ids)
+
+    def queries(self) -> Queries:
+        """Every recorded query, in table order."""
+        v = self.view
+        return Queries(v.prompt_ids, v.prompts, v.tasks)
+
+    def _rows(self, queries: Queries) -> np.ndarray:
+        rows = self._index.get_indexer(queries.ids)
+        if (rows < 0).any():
+            missing = queries.ids[rows < 0][:3].tolist()
+            raise PolicyError(f"{int((rows < 0).sum())} queries have no recorded outcomes, e.g. {missing}")
+        return rows
+
+    def _sample(self, sample: int) -> int:
+        if not 0 <= sample < self.view.quality.shape[2]:
+            raise PolicyError(f"sample {sample} was not recorded; the data has samples 0..{self.view.quality.shape[2] - 1}")
+        return sample
+
+    def call(self, model: str, queries: Queries, sample: int = 0) -> Calls:
+        m = self.view.model_index(model)
+        rows = self._rows(queries)
+        s = self._sample(sample)
+        q = self.view.quality[rows, m, s]
+        if np.isnan(q).any():
+            bad = queries.ids[np.isnan(q)][:3].tolist()
+            raise PolicyError(f"model {model!r} has no recorded sample {s} for {int(np.isnan(q).sum())} queries, e.g. {bad}")
+        pick = lambda a: None if a is None else a[rows, m, s]  # noqa: E731
+        return Calls(model, q, self.view.cost[rows, m, s], pick(self.view.answers), pick(self.view.latency),
+                     pick(self.view.confidence))
+
+    def truth(self, queries: Queries, sample: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        rows = self._rows(queries)
+        s = self._sample(sample)
+        return self.view.quality[rows, :, s], self.view.cost[rows, :, s]

@@ -1,0 +1,115 @@
+"""Show bench results: a rich table per task and overall, and a cost–quality PNG per task."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .bench import BenchResult, Entry
+
+
+def _fmt_cost(c: float | None) -> str:
+    """Dollars per 1,000 queries, compact."""
+    if c is None or not np.isfinite(c):
+        return "never"
+    return f"{c * 1000:.3g}"
+
+
+def print_tables(result: "BenchResult", console: "Console") -> None:
+    """One table per task and one overall: AIQ under both normalisations (CI for the paper's),
+    the top of each hull, and the cost to reach 95% of the best single model."""
+    from rich import box
+    from rich.table import Table
+
+    est = " (costs ESTIMATED)" if result.meta["data"].get("costs_estimated") else ""
+    level = result.meta["bootstrap"]["level"]
+    groups = [(f"{t}: {r.n_train} train / {r.n_test} test prompts", r.entries, r) for t, r in result.tasks.items()]
+    groups.append((f"overall: mean of {len(result.tasks)} per-task AIQs", result.overall, None))
+    for title, entries, r in groups:
+        table = Table(title=title + est, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("policy", overflow="ellipsis", no_wrap=True, max_width=20, ratio=1)
+        table.add_column("AIQ", justify="right", no_wrap=True, min_width=5)
+        table.add_column(f"{level:.0%} CI", justify="right", no_wrap=True, min_width=11)
+        table.add_column("AIQ rb", justify="right", no_wrap=True, min_width=6)
+        table.add_column("top q", justify="right", no_wrap=True, min_width=5)
+        table.add_column("$/1k q", justify="right", no_wrap=True, min_width=6)
+        if r is not None:
+            table.add_column("to 95%", justify="right", no_wrap=True, min_width=6)
+        for name, e in entries.items():
+            ci = e.aiq_ci.get("paper")
+            ok = e.curve.quality.size and np.isfinite(e.curve.quality[-1])
+            row = [name.split("/")[-1], f"{e.aiq['paper']:.3f}", f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-",
+                   f"{e.aiq['routerbench-code']:.3f}", f"{e.curve.quality[-1]:.3f}" if ok else "-",
+                   _fmt_cost(float(e.curve.cost[-1])) if ok else "-"]
+            if r is not None:
+                row.append(_fmt_cost(e.extra.get("cost_to_95pct_best_model")))
+            table.add_row(*row, style="bold" if name in ("oracle", "zero") else None)
+        console.print(table)
+    console.print("AIQ: the paper's shared-range normalisation; AIQ rb: the RouterBench code's (flat to c_max, "
+                  "divided by c_max). top q, $/1k q: the top of the hull, in dollars per 1,000 queries. to 95%: "
+                  "dollars per 1,000 queries to reach 95% of the best single model's quality.")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "task"
+
+
+def plot_task(title: str, entries: dict[str, "Entry"], path: Path, costs_estimated: bool) -> None:
+    """One cost–quality plot: single models, the zero hull, the oracle curve, each policy's curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    singles = [e for e in entries.values() if e.family == "single" and len(e.points)]
+    if singles:
+        pts = np.vstack([e.points for e in singles])
+        ax.scatter(pts[:, 0], pts[:, 1], color="0.35", zorder=3, s=22, label="single models")
+        for e in singles:
+            ax.annotate(e.name.split("/")[-1], e.points[0], fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for name, e in entries.items():
+        if e.family == "single" or not len(e.curve) or not np.isfinite(e.curve.cost).all():
+            continue
+        style = {"oracle": dict(color="black", ls="--", lw=1.4), "zero": dict(color="tab:gray", lw=2.2)}.get(
+            name, dict(lw=1.6, marker="o", ms=3))
+        label = f"{name} (AIQ {e.aiq.get('paper', float('nan')):.3f})"
+        xs, ys = _densify(e.curve.cost, e.curve.quality)
+        line = ax.plot(xs, ys, label=label, zorder=2, **{k: v for k, v in style.items() if k not in ("marker", "ms")})
+        if e.family not in ("oracle", "zero") and len(e.points) > 1:
+            ax.scatter(e.points[:, 0], e.points[:, 1], s=8, color=line[0].get_color(), alpha=0.6, zorder=2)
+    ax.set_xscale("log")
+    ax.set_xlabel("mean cost per query (USD" + (", estimated" if costs_estimated else "") + ", log scale)")
+    ax.set_ylabel("mean quality")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _densify(x: np.ndarray, y: np.ndarray, per_segment: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Points along straight segments in linear cost, so a hull is drawn truthfully on a log axis."""
+    if len(x) < 2:
+        return x, y
+    t = np.linspace(0.0, 1.0, per_segment)
+    xs = (x[:-1, None] + (x[1:] - x[:-1])[:, None] * t).ravel()
+    ys = (y[:-1, None] + (y[1:] - y[:-1])[:, None] * t).ravel()
+    return xs, ys
+
+
+def write_plots(result: "BenchResult", out: Path) -> list[Path]:
+    est = bool(result.meta["data"].get("costs_estimated"))
+    paths = []
+    for t, r in result.tasks.items():
+        p = out / f"{_safe(t)}.png"
+        plot_task(f"{t} (test, n={r.n_test})", r.entries, p, est)
+        paths.append(p)
+    return paths
