@@ -269,6 +269,7 @@ def _coerce(df: pd.DataFrame, prov: Provenance) -> pd.DataFrame:
         df["task"] = DEFAULT_TASK
     if "sample" not in df.columns:
         df["sample"] = 0
+    df = df[[c for c in SCHEMA if c in df.columns]].copy()  # canonical column order, whatever the input's
     for col in df.columns:
         kind = SCHEMA[col][0]
         if kind == "str":
@@ -384,7 +385,10 @@ def _check_complete(df: pd.DataFrame, prov: Provenance, drop: bool) -> tuple[pd.
                 have_m = set(s0[(s0["model"] == m) & s0["prompt_id"].isin(bad_t)]["prompt_id"])
                 ex = [p for p in bad_t if p not in have_m][:5]
                 lines.append(f"task {task!r}: model {m!r} missing for {n_missing} prompt(s), e.g. {ex}")
-    file = prov.file if isinstance(prov.file, str) else None
+    if isinstance(prov.file, np.ndarray):  # per-row files (RouterBench, folders): name those of the bad prompts
+        file = ", ".join(sorted({str(f) for f in prov.file[df["prompt_id"].isin(bad_ids).to_numpy()]})) or None
+    else:
+        file = prov.file if isinstance(prov.file, str) else None
     raise DataError(
         f"{len(bad_ids)} prompt(s) lack an outcome for some model of their task: " + "; ".join(lines)
         + ". Pass --drop-incomplete (drop_incomplete=True) to drop those prompts.",

@@ -28,6 +28,13 @@ def print_tables(result: "BenchResult", console: "Console") -> None:
     from rich.table import Table
 
     est = " (costs ESTIMATED)" if result.meta["data"].get("costs_estimated") else ""
+    sp = result.meta.get("split", {})
+    line = f"split: {sp.get('method')}"
+    if sp.get("fraction") is not None:
+        line += f", {sp['fraction']:.0%} train per task"
+    if sp.get("fallback_tasks"):
+        line += f"; no origin test/train side, seeded 70% split used for {sp['fallback_tasks']}"
+    console.print(f"{line}; seed {result.meta.get('seed')}")
     level = result.meta["bootstrap"]["level"]
     groups = [(f"{t}: {r.n_train} train / {r.n_test} test prompts", r.entries, r) for t, r in result.tasks.items()]
     groups.append((f"overall: mean of {len(result.tasks)} per-task AIQs", result.overall, None))
@@ -44,7 +51,11 @@ def print_tables(result: "BenchResult", console: "Console") -> None:
         for name, e in entries.items():
             ci = e.aiq_ci.get("paper")
             ok = e.curve.quality.size and np.isfinite(e.curve.quality[-1])
-            row = [name.split("/")[-1], f"{e.aiq['paper']:.3f}", f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-",
+            label = name.split("/")[-1]
+            n_tasks = e.extra.get("n_tasks")
+            if r is None and n_tasks is not None and n_tasks < len(result.tasks):
+                label = f"{label} ({n_tasks} tasks)"
+            row = [label, f"{e.aiq['paper']:.3f}", f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-",
                    f"{e.aiq['routerbench-code']:.3f}", f"{e.curve.quality[-1]:.3f}" if ok else "-",
                    _fmt_cost(float(e.curve.cost[-1])) if ok else "-"]
             if r is not None:

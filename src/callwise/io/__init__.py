@@ -128,7 +128,8 @@ def load(
     """
     path = Path(path)
     if format is None:
-        format = detect_format(path)
+        # a column mapping only applies to long tables, whose headers it renames
+        format = "long" if mapping else detect_format(path)
     elif format not in FORMATS:
         raise FormatError(f"unknown format {format!r}; expected one of {list(FORMATS)}", file=str(path))
     elif not path.exists():

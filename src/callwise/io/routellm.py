@@ -88,6 +88,8 @@ def read_correctness_csv(path: Path, prices: PriceTable) -> tuple[pd.DataFrame, 
 
 
 _ASSISTANT = re.compile(r"### Assistant A:\s*(.*?)(?=\n\n### User:|<\|The End of Assistant A's Conversation|\Z)", re.S)
+# turn-1 judgements use the single-answer prompt, which holds the answer between these markers
+_SINGLE = re.compile(r"\[The Start of Assistant's Answer\]\s*(.*?)\s*\[The End of Assistant's Answer\]", re.S)
 
 
 def read_mt_bench(path: Path, prices: PriceTable) -> tuple[pd.DataFrame, Provenance]:
@@ -106,7 +108,8 @@ def read_mt_bench(path: Path, prices: PriceTable) -> tuple[pd.DataFrame, Provena
         t = int(r.turn)
         qs = turns.get(int(r.question_id))
         prompts.append("\n\n".join(qs[:t]) if qs else None)
-        blocks = _ASSISTANT.findall(getattr(r, "user_prompt", "") or "")
+        judge_prompt = getattr(r, "user_prompt", "") or ""
+        blocks = _ASSISTANT.findall(judge_prompt) or _SINGLE.findall(judge_prompt)
         answers.append(blocks[t - 1].strip() if len(blocks) >= t else None)
     prompts_a = np.array(prompts, dtype=object)
     answers_a = np.array(answers, dtype=object)
