@@ -244,6 +244,11 @@ class OutcomeTable:
 # validation helpers (vectorised; each raises at the first offending row with its provenance)
 
 
+def _show(value: Any) -> str:
+    """repr of a value as the user wrote it (numpy scalars as plain Python: 1.5, not np.float64(1.5))."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _fail(prov: Provenance, i: int, column: str, message: str) -> DataError:
     file, row = prov.where(int(i))
     return DataError(message, file=file, row=row, column=prov.column(column, int(i)))
@@ -287,7 +292,7 @@ def _coerce(df: pd.DataFrame, prov: Provenance) -> pd.DataFrame:
         bad = (num.isna() & df[col].notna()).to_numpy()
         if bad.any():
             i = np.flatnonzero(bad)[0]
-            raise _fail(prov, i, col, f"expected a number, got {df[col].iloc[i]!r}")
+            raise _fail(prov, i, col, f"expected a number, got {_show(df[col].iloc[i])}")
         if kind == "int":
             vals = num.to_numpy(dtype=float)
             bad = np.isfinite(vals) & (vals != np.round(vals)) | (np.isfinite(vals) & (vals < 0))
@@ -295,7 +300,7 @@ def _coerce(df: pd.DataFrame, prov: Provenance) -> pd.DataFrame:
                 bad |= ~np.isfinite(vals)
             if bad.any():
                 i = np.flatnonzero(bad)[0]
-                raise _fail(prov, i, col, f"expected a non-negative integer, got {df[col].iloc[i]!r}")
+                raise _fail(prov, i, col, f"expected a non-negative integer, got {_show(df[col].iloc[i])}")
             df[col] = num.astype("Int64") if col != "sample" else num.astype(np.int64)
         else:
             df[col] = num.astype(float)
@@ -312,7 +317,7 @@ def _check_values(df: pd.DataFrame, prov: Provenance, quality_range: tuple[float
     for bad, what in ((np.isnan(cost), "NaN"), (np.isinf(cost), "infinite"), (cost < 0, "negative")):
         if bad.any():
             i = np.flatnonzero(bad)[0]
-            raise _fail(prov, i, "cost", f"{what} cost {cost[i]!r}; costs must be finite US dollars >= 0")
+            raise _fail(prov, i, "cost", f"{what} cost {_show(cost[i])}; costs must be finite US dollars >= 0")
     lo, hi = quality_range
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise DataError(f"quality range must be two finite numbers lo < hi, got {quality_range}")
@@ -321,7 +326,7 @@ def _check_values(df: pd.DataFrame, prov: Provenance, quality_range: tuple[float
     if bad.any():
         i = np.flatnonzero(bad)[0]
         raise _fail(prov, i, "quality",
-                    f"quality {q[i]!r} is outside [{lo:g}, {hi:g}]; declare another range "
+                    f"quality {_show(q[i])} is outside [{lo:g}, {hi:g}]; declare another range "
                     f"(--quality-range LO,HI) if your metric uses one")
     for col in ("latency", "confidence"):
         if col in df.columns:
@@ -330,7 +335,7 @@ def _check_values(df: pd.DataFrame, prov: Provenance, quality_range: tuple[float
             bad = (v == np.inf) | ((v < 0) if col == "latency" else np.zeros(len(v), bool))
             if bad.any():
                 i = np.flatnonzero(bad)[0]
-                raise _fail(prov, i, col, f"invalid {col} {v[i]!r}")
+                raise _fail(prov, i, col, f"invalid {col} {_show(v[i])}")
 
 
 def _dedupe(df: pd.DataFrame, prov: Provenance) -> tuple[pd.DataFrame, np.ndarray | None]:
