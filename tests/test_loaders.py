@@ -543,8 +543,13 @@ def test_cli_convert_with_map_and_quality_range(tmp_path: Path, write_file) -> N
     assert back.meta["quality_range"] == [1.0, 10.0]
 
 
-@pytest.mark.xfail(reason="known bug: long CSVs are read with pandas type inference, so the prompt ids "
-                          "'001' and '1' both become '1' (ids should be read as text)", strict=False)
 def test_long_csv_keeps_ids_as_text(write_file) -> None:
     t = callwise.load(write_file("ids.csv", "prompt_id,model,quality,cost\n001,a,1,0.1\n1,a,0,0.1\n"))
     assert sorted(t.frame["prompt_id"]) == ["001", "1"]
+
+
+def test_folder_mixing_files_with_and_without_a_task_column(tmp_path) -> None:
+    (tmp_path / "a.csv").write_text("prompt_id,task,model,quality,cost\n1,x,a,1,0.1\n")
+    (tmp_path / "b.csv").write_text("prompt_id,model,quality,cost\n2,a,0,0.2\n")
+    t = callwise.load(tmp_path)
+    assert dict(zip(t.frame["prompt_id"], t.frame["task"])) == {"1": "x", "2": "default"}

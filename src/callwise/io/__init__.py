@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DataError, FormatError
-from ..outcomes import OutcomeTable, Provenance
+from ..outcomes import DEFAULT_TASK, OutcomeTable, Provenance
 from ..prices import PriceTable
 from . import long as _long
 from . import rational as _rational
@@ -100,6 +100,8 @@ def detect_format(path: str | Path) -> str:
 def _concat(frames: Sequence[pd.DataFrame], provs: Sequence[Provenance]) -> tuple[pd.DataFrame, Provenance]:
     if len(frames) == 1:
         return frames[0], provs[0]
+    if any("task" in f.columns for f in frames):  # a file without a task column gets the default task
+        frames = [f if "task" in f.columns else f.assign(task=DEFAULT_TASK) for f in frames]
     lengths = [len(f) for f in frames]
     per_row = lambda v, n: v if isinstance(v, np.ndarray) else np.full(n, v, dtype=object)  # noqa: E731
     keys = set().union(*(p.columns for p in provs))

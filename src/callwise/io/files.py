@@ -65,11 +65,15 @@ def read_text(path: Path) -> str:
                         "expected UTF-8 text", file=str(path), row=f"line {line}") from None
 
 
-def read_csv(path: Path, header_only: bool = False) -> pd.DataFrame:
-    """A CSV file (optionally gzipped) as a DataFrame of its original columns."""
+def read_csv(path: Path, header_only: bool = False, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A CSV file (optionally gzipped) as a DataFrame of its original columns.
+
+    ``text_columns`` are read as text, not type-guessed (ids like ``001`` must stay ``001``).
+    """
     text = read_text(path)
     try:
-        df = pd.read_csv(io.StringIO(text), nrows=0 if header_only else None, low_memory=False)
+        df = pd.read_csv(io.StringIO(text), nrows=0 if header_only else None, low_memory=False,
+                         dtype={c: str for c in text_columns} or None)
     except pd.errors.EmptyDataError:
         raise DataError("empty file: expected a CSV header and rows", file=str(path)) from None
     except pd.errors.ParserError as e:

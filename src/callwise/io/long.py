@@ -19,7 +19,7 @@ from .files import base_suffix, read_csv, read_jsonl, read_parquet
 LONG_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 
 
-def read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray | None, str]:
+def read_raw(path: Path, text_columns: tuple[str, ...] = ()) -> tuple[pd.DataFrame, np.ndarray | None, str]:
     """The file's records, their line numbers (JSONL) and the unit to name them by."""
     suffix = base_suffix(path)
     if suffix == ".parquet":
@@ -28,7 +28,7 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray | None, str]:
         df = read_jsonl(path)
         return df.drop(columns="__line__"), df["__line__"].to_numpy(), "line"
     if suffix == ".csv":
-        return read_csv(path), None, "row"
+        return read_csv(path, text_columns=text_columns), None, "row"
     raise DataError(f"unknown file type {suffix!r}; expected one of {list(LONG_SUFFIXES)} (optionally .gz)",
                     file=str(path))
 
@@ -44,7 +44,8 @@ def check_mapping(mapping: Mapping[str, str] | None) -> dict[str, str]:
 
 def read_long(path: Path, mapping: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, Provenance]:
     mapping = check_mapping(mapping)
-    raw, lines, unit = read_raw(path)
+    ids = tuple(mapping.get(c, c) for c in ("prompt_id", "model", "task", "answer", "split"))
+    raw, lines, unit = read_raw(path, ids)
     raw.columns = [str(c) for c in raw.columns]
     absent = [orig for orig in mapping.values() if orig not in raw.columns]
     if absent:
