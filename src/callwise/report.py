@@ -118,6 +118,7 @@ def _densify(x: np.ndarray, y: np.ndarray, per_segment: int = 40) -> tuple[np.nd
 
 def write_plots(result: "BenchResult", out: Path) -> list[Path]:
     est = bool(result.meta["data"].get("costs_estimated"))
+    out.mkdir(parents=True, exist_ok=True)
     paths = []
     for t, r in result.tasks.items():
         p = out / f"{_safe(t)}.png"
