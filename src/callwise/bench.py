@@ -20,7 +20,7 @@ import numpy as np
 from . import __version__
 from .backends.replay import Replay
 from .errors import DataError, PolicyError
-from .frontier import NORMALISATIONS, Curve, aiq, cost_to_reach, ndch, oracle_curve, quality_at_budget
+from .frontier import NORMALISATIONS, Curve, aiq, cost_to_reach, ndch, oracle_curve, quality_at_budget, shared_range
 from .outcomes import OutcomeTable
 from .policies.base import Policy, registry
 
@@ -165,8 +165,8 @@ def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies
             e = _from_matrices(m, "single", [{"model": m}], c0[:, [j]], q0[:, [j]])
             singles.append(e)
     singles.sort(key=lambda e: e.points[0, 0])
-    entries["oracle"] = Entry("oracle", "oracle", [], None, None, np.empty((0, 2)), oracle_curve(q0, c0))
-    entries["oracle"].points = np.column_stack([entries["oracle"].curve.cost, entries["oracle"].curve.quality])
+    oc = oracle_curve(q0, c0)
+    entries["oracle"] = Entry("oracle", "oracle", [], None, None, np.column_stack([oc.cost, oc.quality]), oc)
     sp = np.vstack([e.points for e in singles])
     entries["zero"] = Entry("zero", "zero", [], None, None, sp, ndch(sp[:, 0], sp[:, 1]))
     for e in singles:
@@ -189,8 +189,8 @@ def _aiqs(entries: dict[str, Entry]) -> tuple[float, float]:
 
 
 def _range(point_sets) -> tuple[float, float]:
-    costs = np.concatenate([np.asarray(p)[:, 0] for p in point_sets if len(p)])
-    return float(costs.min()), float(costs.max())
+    """The shared cost range of (k, 2) point arrays."""
+    return shared_range(np.asarray(p)[:, 0] for p in point_sets if len(p))
 
 
 def _bootstrap(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], n_boot: int,

@@ -65,7 +65,7 @@ def read_correctness_csv(path: Path, prices: PriceTable) -> tuple[pd.DataFrame, 
     for m in models:
         vals = raw[m]
         if vals.dtype != bool:
-            q = vals.map({True: 1.0, False: 0.0, "True": 1.0, "False": 0.0, 1: 1.0, 0: 0.0, 1.0: 1.0, 0.0: 0.0})
+            q = vals.map({True: 1.0, False: 0.0, "True": 1.0, "False": 0.0})  # 1/0 hash like True/False
             bad = q.isna().to_numpy()
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -159,5 +159,3 @@ def make(name: str, **params: Any) -> Policy:
     """Build a registered policy by name with its settings."""
     return get_policy(name)(**params)
 
-
-BenchFactory = Callable[[OutcomeTable], "Policy | None"]

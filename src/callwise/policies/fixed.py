@@ -8,7 +8,7 @@ import numpy as np
 
 from ..backends.base import Backend, KnowsTruth, Queries
 from ..errors import PolicyError
-from ..frontier import lambda_choice, oracle_choice, take
+from ..frontier import lambda_choice, oracle_choice
 from ..outcomes import OutcomeTable
 from .base import Decisions, Policy, register, single_call_decisions
 
@@ -116,8 +116,3 @@ class RandomMix(Policy):
             return None
         return cls([models[cheap], models[best]])
 
-
-def oracle_decisions_value(quality: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-query (cost, quality) of the oracle's choice over prompts x models arrays."""
-    ch = oracle_choice(quality, cost)
-    return take(cost, ch), take(quality, ch)
