@@ -10,6 +10,7 @@ the per-task AIQs; overall points pool the test prompts of all tasks.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -268,8 +269,9 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
         if unknown:
             raise PolicyError(f"unknown policy {unknown[0]!r} for bench; available: {sorted(avail)}")
         avail = {p: avail[p] for p in policies}
-    tasks = [t for t in test.tasks()]
-    missing = [t for t in tasks if t not in train.tasks()]
+    tasks = test.tasks()
+    train_tasks = set(train.tasks())
+    missing = [t for t in tasks if t not in train_tasks]
     results: dict[str, TaskResult] = {}
     boots: dict[str, dict[str, np.ndarray]] = {}
     pooled: dict[str, list[tuple[np.ndarray, np.ndarray, list]]] = {}
@@ -309,8 +311,8 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
 
 
 def _combined_fingerprint(train: OutcomeTable, test: OutcomeTable) -> str:
-    return zlib.crc32((train.fingerprint() + test.fingerprint()).encode()).to_bytes(4, "big").hex() + \
-        train.fingerprint()[:8] + test.fingerprint()[:4]
+    """One content hash naming the train and test data together (each table hashed once)."""
+    return hashlib.sha256(f"{train.fingerprint()}|{test.fingerprint()}".encode()).hexdigest()[:16]
 
 
 def _overall(test: OutcomeTable, results: dict[str, TaskResult], boots: dict[str, dict[str, np.ndarray]],

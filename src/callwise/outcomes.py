@@ -187,7 +187,7 @@ class OutcomeTable:
     def fingerprint(self) -> str:
         """A content hash of the canonical table (order-independent): names the data in results."""
         f = self.frame
-        h = pd.util.hash_pandas_object(f[[c for c in f.columns]], index=False).to_numpy()
+        h = pd.util.hash_pandas_object(f, index=False).to_numpy()
         cols = ",".join(f.columns).encode()
         return hashlib.sha256(cols + np.sort(h).tobytes()).hexdigest()[:16]
 
