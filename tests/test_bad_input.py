@@ -519,3 +519,12 @@ def test_cli_convert_output_must_be_parquet(tmp_path: Path, write_file, long_csv
     res = CliRunner().invoke(app, ["convert", str(src), str(tmp_path / "out.csv")])
     assert res.exit_code == 2 and "out.csv: the output must be a .parquet file" in res.output
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_folder_mixing_jsonl_and_csv_names_each_files_own_unit(tmp_path) -> None:
+    (tmp_path / "a.csv").write_text("prompt_id,model,quality,cost\n1,m,1,0.1\n")
+    (tmp_path / "b.jsonl").write_text('\n{"prompt_id": "2", "model": "m", "quality": 1, "cost": -1}\n')
+    with pytest.raises(DataError) as ei:
+        callwise.load(tmp_path)
+    msg = str(ei.value)
+    assert "b.jsonl, line 2, column 'cost'" in msg and "negative cost" in msg

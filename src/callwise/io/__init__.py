@@ -107,11 +107,12 @@ def _concat(frames: Sequence[pd.DataFrame], provs: Sequence[Provenance]) -> tupl
     keys = set().union(*(p.columns for p in provs))
     cols = {k: np.concatenate([per_row(p.columns.get(k, k), n) for p, n in zip(provs, lengths)]) for k in keys}
     units = {p.unit for p in provs}
-    line = np.concatenate([per_row(p.line, n) if p.line is not None else np.arange(1, n + 1)
-                           for p, n in zip(provs, lengths)])
+    lines = [per_row(p.line, n) if p.line is not None else np.arange(1, n + 1) for p, n in zip(provs, lengths)]
+    if len(units) > 1:  # files count differently (JSONL lines, CSV rows): label each position with its unit
+        lines = [np.array([f"{p.unit} {x}" for x in ln], dtype=object) for p, ln in zip(provs, lines)]
     return (pd.concat(frames, ignore_index=True),
-            Provenance(np.concatenate([per_row(p.file, n) for p, n in zip(provs, lengths)]), line, cols,
-                       units.pop() if len(units) == 1 else "row"))
+            Provenance(np.concatenate([per_row(p.file, n) for p, n in zip(provs, lengths)]),
+                       np.concatenate(lines), cols, units.pop() if len(units) == 1 else "row"))
 
 
 def load(
