@@ -2,5 +2,8 @@
 
 from .base import Decisions, Policy, get_policy, make, register, registry
 from .fixed import Oracle, RandomMix, SingleModel
+from .router import KnnRouter, LinearRouter, MfRouter, MlpRouter, Route, Router
+from .threshold import ThresholdRouter
 
-__all__ = ["Decisions", "Oracle", "Policy", "RandomMix", "SingleModel", "get_policy", "make", "register", "registry"]
+__all__ = ["Decisions", "KnnRouter", "LinearRouter", "MfRouter", "MlpRouter", "Oracle", "Policy", "RandomMix",
+           "Route", "Router", "SingleModel", "ThresholdRouter", "get_policy", "make", "register", "registry"]

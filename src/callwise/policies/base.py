@@ -121,6 +121,25 @@ class Policy(ABC):
             setattr(new, k, v)
         return new
 
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Fitted state for a policy file: (JSON-able dict, named arrays). See :mod:`callwise.policy_io`.
+
+        The base implementation serves policies that learn nothing; a policy with fitted
+        attributes (names ending in ``_``) must override it and :meth:`from_state`.
+        """
+        fitted = [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]
+        if fitted:
+            raise PolicyError(f"{self.name} policies cannot be saved to a policy file yet")
+        return {}, {}
+
+    @classmethod
+    def from_state(cls, settings: dict[str, Any], fitted: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Policy":
+        """Rebuild a fitted policy from :meth:`params` and :meth:`to_state` output."""
+        try:
+            return cls(**settings)
+        except TypeError as e:
+            raise PolicyError(f"settings {sorted(settings)} do not fit the {cls.name} policy: {e}") from None
+
     @classmethod
     def default(cls, train: OutcomeTable) -> "Policy | None":
         """The configuration ``callwise bench`` evaluates on this training data (None: skip)."""

@@ -1,0 +1,149 @@
+"""Two-model threshold routers as RouteLLM frames them: a strong-win score and a threshold.
+
+The score of a prompt is s(x) = q̂_strong(x) − q̂_weak(x) from any scorer of
+:mod:`callwise.scorers` (fitted, cross-validated and calibrated exactly as in
+:mod:`callwise.policies.router`, restricted to the two models); the prompt goes to the strong model
+when s(x) >= threshold. The threshold is set
+
+- directly (``threshold``), or
+- from a share of strong calls (``strong_share``, the knob): the (1 − share)-quantile of the
+  scores on the calibration data (out-of-fold predictions of the training split), or
+- from dollars (``budget`` per query): the largest share whose calibration mean cost fits.
+
+With a per-model mean cost this is the λ rule of the n-model router restricted to two models; the
+threshold view is the one RouteLLM's APGR / CPT metrics are defined on (:mod:`callwise.twomodel`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backends.base import Backend, Queries
+from ..calibrate import Calibration, calibrate_budget
+from ..errors import PolicyError
+from ..outcomes import OutcomeTable
+from .base import Decisions, Policy, get_policy, register, single_call_decisions
+from .router import Router
+
+
+def _strong_weak(train: OutcomeTable) -> tuple[str, str]:
+    v = train.dense()
+    c, q = np.nanmean(v.cost[:, :, 0], axis=0), np.nanmean(v.quality[:, :, 0], axis=0)
+    strong = int(np.lexsort((c, -q))[0])
+    weak = int(np.lexsort((-q, c))[0])
+    return v.models[strong], v.models[weak]
+
+
+@register
+class ThresholdRouter(Policy):
+    """Route to ``strong`` when q̂_strong − q̂_weak >= threshold, else to ``weak`` (see module doc)."""
+
+    name = "threshold"
+    family = "router"
+    knob = "strong_share"
+
+    def __init__(self, scorer: str = "mf", strong: str | None = None, weak: str | None = None,
+                 threshold: float | None = None, strong_share: float | None = None, budget: float | None = None,
+                 features: str | dict | None = "tfidf", hyper: dict[str, Any] | None = None, folds: int = 5,
+                 seed: int = 0, steps: int = 11, cache: bool | str = "auto", cache_dir: str | None = None) -> None:
+        self.scorer = scorer
+        self.strong = strong
+        self.weak = weak
+        self.threshold = threshold
+        self.strong_share = strong_share
+        self.budget = budget
+        self.features = features
+        self.hyper = hyper
+        self.folds = folds
+        self.seed = seed
+        self.steps = steps
+        self.cache = cache
+        self.cache_dir = cache_dir
+
+    def fit(self, train: OutcomeTable) -> "ThresholdRouter":
+        if sum(x is not None for x in (self.threshold, self.strong_share, self.budget)) > 1:
+            raise PolicyError("set at most one of threshold, strong_share and budget")
+        if self.strong_share is not None and not 0.0 <= self.strong_share <= 1.0:
+            raise PolicyError(f"strong_share must be in [0, 1], got {self.strong_share}")
+        if len(train) == 0:
+            raise PolicyError("cannot fit a router on an empty training set")
+        cls = get_policy(self.scorer)
+        if not issubclass(cls, Router):
+            raise PolicyError(f"threshold routers need a router scorer (knn, linear, mlp, mf), got {self.scorer!r}")
+        strong, weak = _strong_weak(train)
+        strong, weak = self.strong or strong, self.weak or weak
+        avail = train.models()
+        for role, m in (("strong", strong), ("weak", weak)):
+            if m not in avail:
+                raise PolicyError(f"unknown {role} model {m!r}: the training data has {avail}")
+        if strong == weak:
+            raise PolicyError(f"the strong and weak models must differ (both are {strong!r})")
+        inner = cls(features=self.features, models=[weak, strong], hyper=self.hyper, folds=self.folds,
+                    seed=self.seed, cache=self.cache, cache_dir=self.cache_dir).fit(train)
+        oof, _, Q, C = inner._calibration_data
+        self.inner_ = inner
+        self.pair_ = (weak, strong)
+        self.calibration_scores_ = np.sort(oof[:, 1] - oof[:, 0])
+        self._outcomes = (Q, C)
+        self.calibration_ = self._calibrate()
+        return self
+
+    def _threshold_for_share(self, share: float) -> float:
+        s = self.calibration_scores_
+        if share <= 0:
+            return float("inf")
+        if share >= 1:
+            return float("-inf")
+        return float(np.quantile(s, 1.0 - share, method="higher"))
+
+    def _calibrate(self) -> Calibration | None:
+        if self.budget is None:
+            return None
+        Q, C = self._outcomes
+        shares = np.linspace(0.0, 1.0, 101)
+        s = self.calibration_scores_unsorted()
+        strong = np.stack([s >= self._threshold_for_share(a) for a in shares], axis=1).astype(int)
+        rows = np.arange(len(Q))[:, None]
+        cal = calibrate_budget(shares, C[rows, strong], Q[rows, strong], float(self.budget), knob="strong_share",
+                               method="out-of-fold predictions on the training split")
+        return cal
+
+    def calibration_scores_unsorted(self) -> np.ndarray:
+        oof = self.inner_._calibration_data[0]
+        return oof[:, 1] - oof[:, 0]
+
+    def effective_threshold(self) -> float:
+        if not hasattr(self, "inner_"):
+            raise PolicyError("threshold router is not fitted; call fit(train) first")
+        if self.threshold is not None:
+            return float(self.threshold)
+        if self.strong_share is not None:
+            return self._threshold_for_share(float(self.strong_share))
+        if self.budget is not None and self.calibration_ is not None:
+            return self._threshold_for_share(self.calibration_.value)
+        return self._threshold_for_share(0.5)
+
+    def scores(self, prompts: np.ndarray) -> np.ndarray:
+        """Strong-win scores q̂_strong − q̂_weak."""
+        qhat, _ = self.inner_.predict(prompts)
+        return qhat[:, 1] - qhat[:, 0]
+
+    def decide(self, queries: Queries, backend: Backend) -> Decisions:
+        thr = self.effective_threshold()
+        missing = [m for m in self.pair_ if m not in backend.models]
+        if missing:
+            raise PolicyError(f"model {missing[0]!r} is not available; the backend has {list(backend.models)}")
+        strong = self.scores(queries.prompts) >= thr
+        idx = np.array([backend.models.index(m) for m in self.pair_])
+        return single_call_decisions(queries, backend, idx[strong.astype(int)], tuple(backend.models))
+
+    def sweep(self) -> list[Policy]:
+        return [self.with_params(strong_share=float(a), threshold=None, budget=None)
+                for a in np.linspace(0.0, 1.0, self.steps)]
+
+    @classmethod
+    def default(cls, train: OutcomeTable) -> "ThresholdRouter | None":
+        strong, weak = _strong_weak(train)
+        return None if strong == weak else cls()
