@@ -3,6 +3,8 @@
 - ``callwise convert IN OUT.parquet``  -> :func:`callwise.load` + :func:`callwise.write_parquet`
 - ``callwise info DATA``               -> :func:`callwise.load` (a summary of the table)
 - ``callwise bench [DATA]``            -> :func:`callwise.split_outcomes` + :func:`callwise.bench`
+- ``callwise fit DATA --policy P --save F.json`` -> :func:`callwise.fit_policy` + :func:`callwise.save_policy`
+- ``callwise route F.json PROMPT...``   -> :func:`callwise.load_policy` + ``policy.route(prompts)``
 
 Any :class:`~callwise.errors.CallwiseError` becomes one ``error:`` line on stderr and exit code 2;
 nothing is written when an error occurs.
@@ -160,6 +162,118 @@ def bench(
     if out is not None:
         _write_outputs(result, out)
         console.print(f"wrote {out / 'results.json'} and {len(result.tasks)} plot(s)")
+
+
+def _parse_params(items: Optional[List[str]]) -> dict[str, Any]:
+    """--param KEY=VALUE items; VALUE is read as JSON when it parses (numbers, true, lists), else as text."""
+    out: dict[str, Any] = {}
+    for it in items or []:
+        if "=" not in it:
+            raise DataError(f"--param expects KEY=VALUE, got {it!r}")
+        k, v = it.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+@app.command()
+def fit(
+    data: Path = typer.Argument(..., help="Recorded outcomes (file or folder)"),
+    policy: str = typer.Option(..., "--policy", "-p", help="Registered policy: knn, linear, mlp, mf, threshold, ..."),
+    save: Path = typer.Option(..., "--save", help="Write the fitted policy here (.json, with its arrays in .npz beside it)"),
+    budget: Optional[float] = typer.Option(None, "--budget", help="Calibrate to this mean cost in dollars per query"),
+    quality: Optional[float] = typer.Option(None, "--quality", help="Calibrate to the cheapest setting reaching this mean quality"),
+    task: Optional[str] = typer.Option(None, "--task", help="Fit on this task only"),
+    param: Optional[List[str]] = typer.Option(None, "--param", help="Policy setting KEY=VALUE, repeatable (e.g. --param features=embed)"),
+    split: Optional[float] = typer.Option(None, "--split", help="Train fraction of a seeded split (default: the data's own split, else 0.7)"),
+    no_holdout: bool = typer.Option(False, "--no-holdout", help="Fit on all the data (no held-out evaluation)"),
+    test: Optional[Path] = typer.Option(None, "--test", help="Evaluate on this file/folder (DATA is all train)"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, CV folds and bootstrap"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the fit report (JSON) here"),
+    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
+) -> None:
+    """Fit a policy on the training part of DATA, calibrate it to a budget or quality, evaluate it on the held-out part, save it."""
+    from rich.console import Console
+
+    from .fitting import fit_policy
+    from .policy_io import save_policy
+
+    console = Console()
+    try:
+        if save.suffix.lower() != ".json":
+            raise DataError("the policy file must end in .json", file=str(save))
+        table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
+        test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range)
+                      if test is not None else None)
+        with console.status(f"fitting {policy} (cross-validation on the training split)..."):
+            rep_ = fit_policy(table, policy, params=_parse_params(param), task=task, budget=budget, quality=quality,
+                              fraction=split, holdout=not no_holdout, test=test_table, seed=seed)
+        save_policy(rep_.policy, save, data=rep_.data)
+        if report is not None:
+            report.write_text(json.dumps(_finite(rep_.to_dict()), indent=1, default=_json_default, allow_nan=False))
+    except CallwiseError as e:
+        _fail(e)
+    _print_fit(rep_, console)
+    console.print(f"wrote {save} and {save.with_suffix('.npz').name}")
+
+
+def _print_fit(rep_: Any, console: Any) -> None:
+    d = rep_.to_dict()
+    console.print(f"policy {d['policy']} fitted on {d['data']['n_prompts']} prompts "
+                  f"(split: {d['split'].get('method')}; data fingerprint {d['data']['fingerprint']})")
+    cv = getattr(rep_.policy, "cv_", None)
+    if cv:
+        console.print(f"cross-validation ({cv['folds']} folds): chose {cv['chosen']}")
+    cal = d["calibration"]
+    if cal:
+        console.print(f"calibrated {cal['knob']}={cal['value']:.6g} for {cal['goal']} {cal['target']:.6g}: "
+                      f"calibration mean cost ${cal['calibration_cost']:.6g}, quality {cal['calibration_quality']:.4f} "
+                      f"on {cal['n_prompts']} training prompts (out-of-fold)")
+    t = d["test"]
+    if t:
+        lv = f"{t['level']:.0%}"
+        console.print(f"held-out ({t['n_prompts']} prompts): mean cost ${t['cost']:.6g} "
+                      f"[{lv} CI {t['cost_ci'][0]:.6g}, {t['cost_ci'][1]:.6g}], quality {t['quality']:.4f} "
+                      f"[{t['quality_ci'][0]:.4f}, {t['quality_ci'][1]:.4f}]")
+        b = t["best_single_model"]
+        console.print(f"best single model {b['model']}: cost ${b['cost']:.6g}, quality {b['quality']:.4f}")
+    for n in d["notes"]:
+        console.print(f"note: {n}")
+
+
+@app.command()
+def route(
+    policy_file: Path = typer.Argument(..., help="A policy saved by `callwise fit --save`"),
+    prompt: List[str] = typer.Argument(..., help="One or more prompts to route"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per prompt) instead of a table"),
+) -> None:
+    """Print the model a saved policy chooses for each prompt, with its predicted qualities and costs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .policy_io import load_policy
+
+    try:
+        pol = load_policy(policy_file)
+        if not hasattr(pol, "route"):
+            raise DataError(f"policy {pol.name!r} does not route single prompts", file=str(policy_file))
+        routes = pol.route(prompt).to_dicts()
+    except CallwiseError as e:
+        _fail(e)
+    if as_json:
+        typer.echo(json.dumps(routes if len(routes) > 1 else routes[0], indent=1))
+        return
+    console = Console()
+    for text, r in zip(prompt, routes):
+        console.print(f"[bold]{r['model']}[/bold]  <- {text[:80]!r}")
+        t = Table("model", "predicted quality", "expected cost")
+        for m, qv in r["predicted_quality"].items():
+            mark = " *" if m == r["model"] else ""
+            t.add_row(m + mark, f"{qv:.4f}", f"${r['expected_cost'][m]:.3e}")
+        console.print(t)
 
 
 def _write_outputs(result: Any, out: Path) -> None:

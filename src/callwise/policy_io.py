@@ -83,6 +83,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -97,7 +100,7 @@ def save_policy(policy: Policy, path: str | Path, *, data: dict[str, Any] | None
     fitted, arrays = policy.to_state()
     npz_path = path.with_suffix(".npz")
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez_compressed(buf, **arrays)
     blob = buf.getvalue()
     doc = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "callwise_version": __version__,

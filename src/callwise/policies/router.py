@@ -53,10 +53,10 @@ class Route:
     chosen: list[str]
     predicted_quality: np.ndarray  # (P, M)
     expected_cost: np.ndarray  # (P, M)
-    lam: float
+    setting: dict[str, float]  # the knob value used, e.g. {"lam": 0.02}
 
     def to_dicts(self) -> list[dict[str, Any]]:
-        return [{"model": c, "lam": self.lam,
+        return [{"model": c, **self.setting,
                  "predicted_quality": dict(zip(self.models, map(float, q))),
                  "expected_cost": dict(zip(self.models, map(float, e)))}
                 for c, q, e in zip(self.chosen, self.predicted_quality, self.expected_cost)]
@@ -389,7 +389,7 @@ class Router(Policy):
         qhat, chat = self.predict(prompts)
         lam = self.effective_lam()
         choice = route_lambda(qhat, chat, lam)
-        return Route(self.models_, [self.models_[j] for j in choice], qhat, np.asarray(chat), lam)
+        return Route(self.models_, [self.models_[j] for j in choice], qhat, np.asarray(chat), {"lam": lam})
 
     def decide(self, queries: Queries, backend: Backend) -> Decisions:
         self._require_fitted()

@@ -16,7 +16,7 @@ threshold view is the one RouteLLM's APGR / CPT metrics are defined on (:mod:`ca
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from ..calibrate import Calibration, calibrate_budget
 from ..errors import PolicyError
 from ..outcomes import OutcomeTable
 from .base import Decisions, Policy, get_policy, register, single_call_decisions
-from .router import Router
+from .router import Route, Router
 
 
 def _strong_weak(train: OutcomeTable) -> tuple[str, str]:
@@ -82,12 +82,12 @@ class ThresholdRouter(Policy):
             raise PolicyError(f"the strong and weak models must differ (both are {strong!r})")
         inner = cls(features=self.features, models=[weak, strong], hyper=self.hyper, folds=self.folds,
                     seed=self.seed, cache=self.cache, cache_dir=self.cache_dir).fit(train)
+        assert inner._calibration_data is not None
         oof, _, Q, C = inner._calibration_data
         self.inner_ = inner
         self.pair_ = (weak, strong)
         self.calibration_scores_ = np.sort(oof[:, 1] - oof[:, 0])
-        self._outcomes = (Q, C)
-        self.calibration_ = self._calibrate()
+        self.calibration_ = self._calibrate(oof[:, 1] - oof[:, 0], Q, C)
         return self
 
     def _threshold_for_share(self, share: float) -> float:
@@ -98,21 +98,15 @@ class ThresholdRouter(Policy):
             return float("-inf")
         return float(np.quantile(s, 1.0 - share, method="higher"))
 
-    def _calibrate(self) -> Calibration | None:
+    def _calibrate(self, s: np.ndarray, Q: np.ndarray, C: np.ndarray) -> Calibration | None:
+        """Largest-quality strong share within the budget, on the out-of-fold scores s of the training prompts."""
         if self.budget is None:
             return None
-        Q, C = self._outcomes
         shares = np.linspace(0.0, 1.0, 101)
-        s = self.calibration_scores_unsorted()
         strong = np.stack([s >= self._threshold_for_share(a) for a in shares], axis=1).astype(int)
         rows = np.arange(len(Q))[:, None]
-        cal = calibrate_budget(shares, C[rows, strong], Q[rows, strong], float(self.budget), knob="strong_share",
-                               method="out-of-fold predictions on the training split")
-        return cal
-
-    def calibration_scores_unsorted(self) -> np.ndarray:
-        oof = self.inner_._calibration_data[0]
-        return oof[:, 1] - oof[:, 0]
+        return calibrate_budget(shares, C[rows, strong], Q[rows, strong], float(self.budget), knob="strong_share",
+                                method="out-of-fold predictions on the training split")
 
     def effective_threshold(self) -> float:
         if not hasattr(self, "inner_"):
@@ -121,14 +115,25 @@ class ThresholdRouter(Policy):
             return float(self.threshold)
         if self.strong_share is not None:
             return self._threshold_for_share(float(self.strong_share))
-        if self.budget is not None and self.calibration_ is not None:
-            return self._threshold_for_share(self.calibration_.value)
+        if self.budget is not None:
+            cal = self.calibration_
+            if cal is None or cal.target != float(self.budget):
+                raise PolicyError(f"this threshold router was calibrated for budget {cal.target if cal else None}; "
+                                  "refit it to calibrate for another budget")
+            return self._threshold_for_share(cal.value)
         return self._threshold_for_share(0.5)
 
     def scores(self, prompts: np.ndarray) -> np.ndarray:
         """Strong-win scores q̂_strong − q̂_weak."""
         qhat, _ = self.inner_.predict(prompts)
         return qhat[:, 1] - qhat[:, 0]
+
+    def route(self, prompts: Sequence[str]) -> Route:
+        """Choose weak or strong for each prompt (no calls made)."""
+        thr = self.effective_threshold()
+        qhat, chat = self.inner_.predict(prompts)
+        strong = (qhat[:, 1] - qhat[:, 0]) >= thr
+        return Route(self.pair_, [self.pair_[int(s)] for s in strong], qhat, np.asarray(chat), {"threshold": thr})
 
     def decide(self, queries: Queries, backend: Backend) -> Decisions:
         thr = self.effective_threshold()
@@ -138,6 +143,29 @@ class ThresholdRouter(Policy):
         strong = self.scores(queries.prompts) >= thr
         idx = np.array([backend.models.index(m) for m in self.pair_])
         return single_call_decisions(queries, backend, idx[strong.astype(int)], tuple(backend.models))
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        if not hasattr(self, "inner_"):
+            raise PolicyError("threshold router is not fitted; call fit(train) first")
+        inner_fitted, arrays = self.inner_.to_state()
+        arrays["threshold/scores"] = self.calibration_scores_
+        fitted = {"pair": list(self.pair_), "inner": {"policy": self.inner_.name, "settings": self.inner_.params(),
+                                                      "fitted": inner_fitted},
+                  "calibration": self.calibration_.to_dict() if self.calibration_ else None}
+        return fitted, arrays
+
+    @classmethod
+    def from_state(cls, settings: dict[str, Any], fitted: dict[str, Any],
+                   arrays: dict[str, np.ndarray]) -> "ThresholdRouter":
+        self = super().from_state(settings, fitted, arrays)
+        assert isinstance(self, ThresholdRouter)
+        inner = fitted["inner"]
+        self.inner_ = get_policy(inner["policy"]).from_state(inner["settings"], inner["fitted"], arrays)
+        self.pair_ = tuple(fitted["pair"])
+        self.calibration_scores_ = np.asarray(arrays["threshold/scores"], float)
+        cal = fitted.get("calibration")
+        self.calibration_ = Calibration(**cal) if cal else None
+        return self
 
     def sweep(self) -> list[Policy]:
         return [self.with_params(strong_share=float(a), threshold=None, budget=None)
