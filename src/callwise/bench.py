@@ -24,6 +24,7 @@ from .errors import DataError, PolicyError
 from .frontier import NORMALISATIONS, Curve, aiq, cost_to_reach, ndch, oracle_curve, quality_at_budget, shared_range
 from .outcomes import OutcomeTable
 from .policies.base import Policy, registry
+from .twomodel import oracle_share_curve, routellm_metrics, share_curve
 
 AIQ_DESCRIPTIONS = {
     "paper": "1/(c_max-c_min) * integral of the hull over the shared [c_min, c_max]; 0 below a curve's "
@@ -107,6 +108,7 @@ class Entry:
     aiq: dict[str, float] = field(default_factory=dict)
     aiq_ci: dict[str, list[float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    shares: dict[str, np.ndarray] | None = None  # model -> (k,) share of queries calling it, per point
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.family, "params": self.params,
@@ -114,20 +116,29 @@ class Entry:
                 "aiq": self.aiq, "aiq_ci": self.aiq_ci, **self.extra}
 
 
-def _from_matrices(name: str, family: str, params: list[dict[str, Any]], cost: np.ndarray, quality: np.ndarray) -> Entry:
+def _from_matrices(name: str, family: str, params: list[dict[str, Any]], cost: np.ndarray, quality: np.ndarray,
+                   shares: dict[str, np.ndarray] | None = None) -> Entry:
     pts = np.column_stack([cost.mean(axis=0), quality.mean(axis=0)])
-    return Entry(name, family, params, cost, quality, pts, ndch(pts[:, 0], pts[:, 1]))
+    e = Entry(name, family, params, cost, quality, pts, ndch(pts[:, 0], pts[:, 1]))
+    if shares is not None:
+        e.shares = shares
+    return e
 
 
-def _run_policy(policy: Policy, replay: Replay) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+def _run_policy(policy: Policy, replay: Replay) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray,
+                                                         dict[str, np.ndarray]]:
+    """Run every configuration of the policy's sweep: params, per-prompt cost and quality (P, k), and the
+    share of queries that called each model at each point (model -> (k,))."""
     queries = replay.queries()
     configs = policy.sweep()
     cost = np.empty((len(queries), len(configs)))
     quality = np.empty_like(cost)
+    shares = np.empty((len(configs), len(replay.models)))
     for k, cfg in enumerate(configs):
         d = cfg.decide(queries, replay)
         cost[:, k], quality[:, k] = d.cost, d.quality
-    return [_jsonable(c.params()) for c in configs], cost, quality
+        shares[k] = (d.calls > 0).mean(axis=0)
+    return [_jsonable(c.params()) for c in configs], cost, quality, dict(zip(replay.models, shares.T))
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -177,8 +188,8 @@ def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies
         pol = factory(train)
         if pol is None:
             continue
-        params, c, q = _run_policy(pol.fit(train), replay)
-        entries[name] = _from_matrices(name, pol.family, params, c, q)
+        params, c, q, sh = _run_policy(pol.fit(train), replay)
+        entries[name] = _from_matrices(name, pol.family, params, c, q, sh)
     return entries, (q0, c0, [e.name for e in singles])
 
 
@@ -234,6 +245,30 @@ def _targets(entries: dict[str, Entry], best: Entry) -> None:
         e.extra["quality_at_best_model_cost"] = None if not np.isfinite(qb) else float(qb)
 
 
+def _gap_closed(entries: dict[str, Entry]) -> None:
+    """Share of the zero-to-oracle AIQ gap each entry closes (paper normalisation): 0 = zero router, 1 = oracle."""
+    z, o = entries["zero"].aiq["paper"], entries["oracle"].aiq["paper"]
+    for e in entries.values():
+        e.extra["gap_closed"] = (e.aiq["paper"] - z) / (o - z) if o - z > 1e-12 else None
+
+
+def _routellm(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], strong: str) -> None:
+    """RouteLLM's APGR and CPT(50%/80%) for a two-model task (see :mod:`callwise.twomodel`)."""
+    singles = truth[2]
+    weak = [m for m in singles if m != strong][0]
+    qw, qs = entries[weak].points[0, 1], entries[strong].points[0, 1]
+    for name, e in entries.items():
+        if name == "oracle":
+            curve = oracle_share_curve(entries[weak].quality[:, 0], entries[strong].quality[:, 0])
+        elif name == "zero":
+            curve = share_curve(np.empty(0), np.empty(0), qw, qs)
+        elif e.shares is not None:
+            curve = share_curve(e.shares[strong], e.points[:, 1], qw, qs)
+        else:
+            continue
+        e.extra["routellm"] = {"strong": strong, "weak": weak, **routellm_metrics(curve)}
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -284,6 +319,9 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
         boots[task] = _bootstrap(entries, truth, n_boot, zlib.crc32(task.encode()) ^ seed, level) if n_boot else {}
         best = max((entries[s] for s in truth[2]), key=lambda e: (e.points[0, 1], -e.points[0, 0]))
         _targets(entries, best)
+        _gap_closed(entries)
+        if len(truth[2]) == 2:
+            _routellm(entries, truth, best.name)
         results[task] = TaskResult(task, tr.frame["prompt_id"].nunique(), te.frame["prompt_id"].nunique(),
                                    entries, rng_, best.name)
         for n, e in entries.items():

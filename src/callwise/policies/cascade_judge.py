@@ -24,6 +24,7 @@ Design notes:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -244,6 +245,24 @@ class CascadeJudge(Policy):
         self._check_settings()
         caps = np.cumsum(self._expected_costs(self._chain()))
         return [*(self.with_params(max_cost=float(c)) for c in caps), self.with_params(max_cost=None)]
+
+    # -- policy files --------------------------------------------------------------------------
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Fitted state for a policy file: all of it is small and JSON-able (no arrays)."""
+        fitted = {"chain_": None if self.chain_ is None else list(self.chain_),
+                  "expected_cost_": self.expected_cost_, "tau_": self.tau_}
+        return fitted, {}
+
+    @classmethod
+    def from_state(cls, settings: dict[str, Any], fitted: dict[str, Any],
+                   arrays: dict[str, np.ndarray]) -> CascadeJudge:
+        self = super().from_state(settings, fitted, arrays)
+        assert isinstance(self, CascadeJudge)
+        chain, costs, tau = fitted.get("chain_"), fitted.get("expected_cost_"), fitted.get("tau_")
+        self.chain_ = None if chain is None else tuple(str(m) for m in chain)
+        self.expected_cost_ = None if costs is None else {str(m): float(c) for m, c in costs.items()}
+        self.tau_ = None if tau is None else float(tau)
+        return self
 
     @classmethod
     def default(cls, train: OutcomeTable) -> CascadeJudge | None:
