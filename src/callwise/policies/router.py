@@ -184,7 +184,8 @@ class Router(Policy):
     (dollars per query) or ``quality_target``, ``hyper`` (fixed scorer settings: skips the CV),
     ``shrink`` (fixed prior weight s in q̂ = (1 − s)·scorer + s·training mean; default chosen by
     CV from ``SHRINK_GRID``, so a router whose prompt features carry no signal on held-out folds
-    falls back towards the zero router instead of below it), ``folds``, ``seed``, ``cache`` (``"auto"`` caches embeddings only, True/False always/never) and
+    falls back towards the zero router instead of below it), ``selection`` (``"1se"``: keep the
+    prompt-blind router unless CV shows a gain larger than one standard error), ``folds``, ``seed``, ``cache`` (``"auto"`` caches embeddings only, True/False always/never) and
     ``cache_dir``. With none of lam/budget/quality_target set, λ is the one with the best
     calibration quality (the router's most accurate point).
     """
@@ -196,7 +197,8 @@ class Router(Policy):
     def __init__(self, features: str | dict | None = "tfidf", models: Sequence[str] | None = None,
                  cost_model: str = "mean", prices: str | None = None, lam: float | None = None,
                  budget: float | None = None, quality_target: float | None = None,
-                 hyper: dict[str, Any] | None = None, shrink: float | None = None, folds: int = 5, seed: int = 0,
+                 hyper: dict[str, Any] | None = None, shrink: float | None = None, selection: str = "1se",
+                 folds: int = 5, seed: int = 0,
                  cache: bool | str = "auto", cache_dir: str | None = None) -> None:
         self.features = features
         self.models = list(models) if models is not None else None
@@ -207,6 +209,7 @@ class Router(Policy):
         self.quality_target = quality_target
         self.hyper = dict(hyper) if hyper is not None else None
         self.shrink = shrink
+        self.selection = selection
         self.folds = folds
         self.seed = seed
         self.cache = cache
@@ -223,6 +226,8 @@ class Router(Policy):
             raise PolicyError(f"lam must be >= 0, got {self.lam}")
         if self.shrink is not None and not 0.0 <= self.shrink <= 1.0:
             raise PolicyError(f"shrink must be in [0, 1], got {self.shrink}")
+        if self.selection not in ("1se", "best"):
+            raise PolicyError(f"selection must be '1se' or 'best', got {self.selection!r}")
         if not isinstance(self.folds, int) or self.folds < 2:
             raise PolicyError(f"folds must be an integer >= 2, got {self.folds!r}")
 
@@ -286,7 +291,9 @@ class Router(Policy):
             oof = self._blend(scorer.predict(X))
         self.costs_ = costs
         self.lambdas_ = lambda_grid(oof, chat, N_SWEEP)
-        self.cv_ = {"folds": folds, "criterion": "AIQ (paper) of the out-of-fold λ-curve, ties by Brier score",
+        self.cv_ = {"folds": folds, "selection": self.selection,
+                    "criterion": "per-fold AIQ (paper) gain of the λ-curve over the prompt-blind router; "
+                                 "1se: fall back to prompt-blind unless the best gain exceeds one standard error",
                     "chosen": {**hyper, "shrink": self.shrink_}, "candidates": table}
         self._calibration_data: tuple[np.ndarray, ...] | None = (oof, chat, Q, C)
         c, q = sweep_outcomes(oof, chat, Q, C, self.lambdas_)
@@ -297,7 +304,14 @@ class Router(Policy):
 
     def _cross_validate(self, X: np.ndarray, Q: np.ndarray, C: np.ndarray, chat: np.ndarray,
                         folds: int) -> tuple[dict[str, Any], float, np.ndarray, list[dict[str, Any]]]:
-        """k-fold CV over the scorer grid x the prior weight: (settings, shrink, out-of-fold q̂, table)."""
+        """k-fold CV over the scorer grid x the prior weight: (settings, shrink, out-of-fold q̂, table).
+
+        Each candidate is scored per fold by its AIQ gain over the prompt-blind router (q̂ = the
+        training means, s = 1, whose λ-sweep is the zero router) on that fold's prompts. The best
+        mean gain wins if it exceeds one standard error of the per-fold gains (``selection="1se"``);
+        otherwise the prompt features showed no reliable signal and the router stays prompt-blind.
+        ``selection="best"`` takes the best mean gain regardless.
+        """
         fold = _folds(len(Q), folds, self.seed)
         grid = [self.hyper] if self.hyper is not None else SCORERS[self.scorer_kind].grid
         shrinks = SHRINK_GRID if self.shrink is None else (float(self.shrink),)
@@ -305,9 +319,14 @@ class Router(Policy):
         prior = np.empty_like(Q)
         for f in range(folds):
             prior[fold == f] = Q[fold != f].mean(axis=0)
-        best: tuple[float, float] | None = None
-        chosen: tuple[dict[str, Any], float, np.ndarray] = (grid[0], shrinks[0], np.empty(0))
-        table = []
+
+        def fold_aiqs(pred: np.ndarray) -> np.ndarray:
+            c, q = sweep_outcomes(pred, chat, Q, C, lambda_grid(pred, chat, N_SWEEP))
+            return np.array([curve_aiq(c[fold == f], q[fold == f], lo, hi) for f in range(folds)])
+
+        base = fold_aiqs(prior)
+        table: list[dict[str, Any]] = []
+        results = []
         for cand in grid:
             raw = np.empty_like(Q)
             for f in range(folds):
@@ -315,12 +334,16 @@ class Router(Policy):
                 raw[te] = make_scorer(self.scorer_kind, **cand).fit(X[tr], Q[tr]).predict(X[te])
             for s in shrinks:
                 oof = (1 - s) * raw + s * prior
-                c, q = sweep_outcomes(oof, chat, Q, C, lambda_grid(oof, chat, N_SWEEP))
-                score = (round(curve_aiq(c, q, lo, hi), 12), -float(np.mean((oof - Q) ** 2)))
-                table.append({"settings": cand, "shrink": s, "aiq": score[0], "brier": -score[1]})
-                if best is None or score > best:
-                    best, chosen = score, (cand, s, oof)
-        return dict(chosen[0]), chosen[1], chosen[2], table
+                gain = fold_aiqs(oof) - base
+                mean, se = float(gain.mean()), float(gain.std(ddof=1) / np.sqrt(folds)) if folds > 1 else 0.0
+                brier = float(np.mean((oof - Q) ** 2))
+                table.append({"settings": cand, "shrink": s, "aiq_gain": mean, "aiq_gain_se": se, "brier": brier})
+                results.append((round(mean, 12), -brier, cand, s, oof, se))
+        best = max(results, key=lambda r: (r[0], r[1]))
+        if self.selection == "1se" and self.shrink is None and best[0] <= best[5]:
+            blind = [r for r in results if r[3] == 1.0]
+            best = max(blind, key=lambda r: (r[0], r[1])) if blind else best
+        return dict(best[2]), best[3], best[4], table
 
     def _calibrate(self) -> Calibration | None:
         assert self._calibration_data is not None
