@@ -390,4 +390,5 @@ def _overall(test: OutcomeTable, results: dict[str, TaskResult], boots: dict[str
     if singles:
         sp = np.vstack([overall[s].points for s in singles])
         overall["zero"].points, overall["zero"].curve = sp, ndch(sp[:, 0], sp[:, 1])
+    _gap_closed(overall)
     return overall

@@ -133,7 +133,7 @@ def bench(
     from .bench import split_outcomes
     from .report import print_tables
 
-    console = Console()
+    console = _console()
     try:
         if bootstrap < 0:
             raise DataError(f"--bootstrap must be >= 0, got {bootstrap}")
@@ -162,6 +162,13 @@ def bench(
     if out is not None:
         _write_outputs(result, out)
         console.print(f"wrote {out / 'results.json'} and {len(result.tasks)} plot(s)")
+
+
+def _console() -> Any:
+    """A rich console; when output is not a terminal (a file, a pipe, CI logs) it is 110 columns wide."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=110)
 
 
 def _parse_params(items: Optional[List[str]]) -> dict[str, Any]:

@@ -207,7 +207,7 @@ class OutcomeTable:
         f = self.frame
         models = tuple(models) if models is not None else tuple(self.models())
         pcode, pids = pd.factorize(f["prompt_id"], sort=False)
-        mcode = pd.Categorical(f["model"], categories=list(models)).codes
+        mcode = pd.Index(models).get_indexer(f["model"])
         keep = mcode >= 0
         s = f["sample"].to_numpy()
         P, M, S = len(pids), len(models), (int(s.max()) + 1 if len(s) else 1)

@@ -36,16 +36,21 @@ def print_tables(result: "BenchResult", console: "Console") -> None:
         line += f"; no origin test/train side, seeded 70% split used for {sp['fallback_tasks']}"
     console.print(f"{line}; seed {result.meta.get('seed')}")
     level = result.meta["bootstrap"]["level"]
-    groups = [(f"{t}: {r.n_train} train / {r.n_test} test prompts", r.entries, r) for t, r in result.tasks.items()]
+    groups = [(f"{t}: {r.n_train} train / {r.n_test} test prompts; best single model {r.best_model.split('/')[-1]} "
+               f"(quality {r.entries[r.best_model].points[0, 1]:.3f}, "
+               f"${_fmt_cost(r.entries[r.best_model].points[0, 0])}/1k q)", r.entries, r)
+              for t, r in result.tasks.items()]
     groups.append((f"overall: mean of {len(result.tasks)} per-task AIQs", result.overall, None))
     for title, entries, r in groups:
         table = Table(title=title + est, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("policy", overflow="ellipsis", no_wrap=True, max_width=20, ratio=1)
+        table.add_column("policy", overflow="ellipsis", no_wrap=True, max_width=16, ratio=1)
         table.add_column("AIQ", justify="right", no_wrap=True, min_width=5)
         table.add_column(f"{level:.0%} CI", justify="right", no_wrap=True, min_width=11)
         table.add_column("AIQ rb", justify="right", no_wrap=True, min_width=6)
         table.add_column("top q", justify="right", no_wrap=True, min_width=5)
         table.add_column("$/1k q", justify="right", no_wrap=True, min_width=6)
+        table.add_column("gap", justify="right", no_wrap=True, min_width=5)
+        two = r is not None and any("routellm" in e.extra for e in entries.values())
         if r is not None:
             table.add_column("to 95%", justify="right", no_wrap=True, min_width=6)
         for name, e in entries.items():
@@ -58,13 +63,37 @@ def print_tables(result: "BenchResult", console: "Console") -> None:
             row = [label, f"{e.aiq['paper']:.3f}", f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-",
                    f"{e.aiq['routerbench-code']:.3f}", f"{e.curve.quality[-1]:.3f}" if ok else "-",
                    _fmt_cost(float(e.curve.cost[-1])) if ok else "-"]
+            gap = e.extra.get("gap_closed")
+            row.append(f"{gap:+.2f}" if gap is not None and e.family not in ("single", "oracle") else "")
             if r is not None:
                 row.append(_fmt_cost(e.extra.get("cost_to_95pct_best_model")))
             table.add_row(*row, style="bold" if name in ("oracle", "zero") else None)
         console.print(table)
+        if two:
+            _print_routellm(entries, console)
     console.print("AIQ: the paper's shared-range normalisation; AIQ rb: the RouterBench code's (flat to c_max, "
                   "divided by c_max). top q, $/1k q: the top of the hull, in dollars per 1,000 queries. to 95%: "
-                  "dollars per 1,000 queries to reach 95% of the best single model's quality.")
+                  "dollars per 1,000 queries to reach 95% of the best single model's quality. gap: share of the zero-to-oracle "
+                  "AIQ gap closed (0 = zero router, 1 = oracle). APGR, CPT50/80 (two-model tasks): RouteLLM's average "
+                  "performance gap recovered and the share of strong-model calls needed for 50%/80% of the gap.")
+
+
+def _print_routellm(entries: dict[str, "Entry"], console: "Console") -> None:
+    """RouteLLM's metrics for a two-model task: APGR and the strong-call share for 50% / 80% of the gap."""
+    from rich import box
+    from rich.table import Table
+
+    first = next(e.extra["routellm"] for e in entries.values() if "routellm" in e.extra)
+    t = Table(title=f"  RouteLLM metrics (strong {first['strong'].split('/')[-1]}, weak {first['weak'].split('/')[-1]})",
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in ("policy", "APGR", "CPT(50%)", "CPT(80%)"):
+        t.add_column(c, justify="left" if c == "policy" else "right", no_wrap=True)
+    for name, e in entries.items():
+        m = e.extra.get("routellm")
+        if m:
+            t.add_row(name.split("/")[-1], f"{m['apgr']:.3f}",
+                      *(f"{m[k]:.1%}" if m[k] is not None else "never" for k in ("cpt50", "cpt80")))
+    console.print(t)
 
 
 def _safe(name: str) -> str:
