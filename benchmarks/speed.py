@@ -14,10 +14,12 @@ Every figure and ratio is measured in this one process (subprocesses are timed f
    (O(n^2): the chord slope from every point to every later point, numpy row chunks). Its hull is
    checked against ``ndch`` at a grid of costs (and by AIQ), and the ratio baseline/callwise printed.
 3. The goal check: hull + AIQ on 10^5 points under 1 s (printed, never fails the script).
-4. ``callwise bench DATA --out TMP`` as a subprocess (wall time), against the start-up baseline
+4. ``callwise bench DATA --policy random-mix --out TMP`` (the fixed baselines only: single models,
+   zero, oracle, random mix) as a subprocess (wall time), against the start-up baseline
    ``python -c "import callwise"``; plus, in process, ``callwise.load`` + ``split_outcomes`` +
    ``bench(n_boot=200)`` and the report steps the CLI adds, to show where the time goes.
-   Goal: bench on the slice under 10 s.
+   Goal: bench on the slice under 10 s. The full bench with routers is timed by
+   ``benchmarks/routers.py``.
 
 A summary table is printed at the end.
 """
@@ -208,8 +210,9 @@ def in_process_bench(data: Path, n_boot: int, repeats: int, out_dir: Path) -> li
     t_load, table = time_call("callwise.load(DATA)", lambda: callwise.load(data), repeats)
     t_split, parts = time_call("callwise.split_outcomes(table)", lambda: callwise.split_outcomes(table), repeats)
     train, test, info = parts  # type: ignore[misc]
-    t_bench, result = time_call(f"callwise.bench(train, test, n_boot={n_boot})",
-                                lambda: callwise.bench(train, test, n_boot=n_boot, split_info=info), repeats)
+    t_bench, result = time_call(f"callwise.bench(train, test, policies=['random-mix'], n_boot={n_boot})",
+                                lambda: callwise.bench(train, test, policies=["random-mix"], n_boot=n_boot,
+                                                       split_info=info), repeats)
     t_tables, _ = time_call("report.print_tables (to a string)",
                             lambda: print_tables(result, Console(file=StringIO(), width=100)), repeats)  # type: ignore[arg-type]
     t_plots, _ = time_call("report.write_plots (PNG per task)", lambda: write_plots(result, out_dir), repeats)  # type: ignore[arg-type]
@@ -324,8 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          "import callwise.cli, callwise.report, rich.progress, matplotlib.pyplot"],
                                         args.bench_repeats)
             with tempfile.TemporaryDirectory(prefix="callwise-speed-") as tmp:
-                cmd = callwise_command() + ["bench", str(data), "--out", str(Path(tmp) / "cli")]
-                t_cli = time_subprocess("callwise bench DATA --out TMP (subprocess)", cmd, args.bench_repeats)
+                cmd = callwise_command() + ["bench", str(data), "--policy", "random-mix", "--out", str(Path(tmp) / "cli")]
+                t_cli = time_subprocess("callwise bench DATA --policy random-mix --out TMP (subprocess)", cmd,
+                                        args.bench_repeats)
                 steps = in_process_bench(data, args.n_boot, args.bench_repeats, Path(tmp) / "api")
             for t in (t_py, t_imp, t_cli_imp, t_cli):
                 print(t.line())
