@@ -126,7 +126,6 @@ def bench(
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Evaluate every registered policy against the single models, the zero router and the oracle."""
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .bench import bench as run_bench

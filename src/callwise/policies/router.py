@@ -33,7 +33,7 @@ from ..features import FeatureCache, Featuriser, make_featuriser
 from ..frontier import aiq, lambda_choice, ndch
 from ..outcomes import OutcomeTable
 from ..prices import PriceTable
-from ..scorers import SCORERS, Scorer, make_scorer
+from ..scorers import SCORERS, make_scorer
 from .base import Decisions, Policy, register, single_call_decisions
 
 COST_MODELS = ("mean", "length", "token-price")
@@ -185,7 +185,8 @@ class Router(Policy):
     ``shrink`` (fixed prior weight s in q̂ = (1 − s)·scorer + s·training mean; default chosen by
     CV from ``SHRINK_GRID``, so a router whose prompt features carry no signal on held-out folds
     falls back towards the zero router instead of below it), ``selection`` (``"1se"``: keep the
-    prompt-blind router unless CV shows a gain larger than one standard error), ``folds``, ``seed``, ``cache`` (``"auto"`` caches embeddings only, True/False always/never) and
+    prompt-blind router unless CV shows a gain larger than one standard error), ``folds``,
+    ``seed``, ``cache`` (``"auto"`` caches embeddings only, True/False always/never) and
     ``cache_dir``. With none of lam/budget/quality_target set, λ is the one with the best
     calibration quality (the router's most accurate point).
     """
