@@ -129,3 +129,21 @@ def test_bench_reports_routers_gap_and_routellm_metrics_on_two_model_data():
     assert pols["zero"]["routellm"]["apgr"] == pytest.approx(0.5)
     assert pols["oracle"]["routellm"]["apgr"] >= max(pols[n]["routellm"]["apgr"] for n in ("knn", "threshold"))
     assert "routellm" not in pols["gpt-4-1106-preview"]
+
+
+def test_token_price_and_length_cost_models(sample_file):
+    from pathlib import Path
+
+    from callwise.policies import make
+
+    t = callwise.load(sample_file)
+    prices = Path(__file__).resolve().parents[1] / "docs" / "examples" / "routellm_prices.yaml"
+    pol = make("linear", folds=3, cost_model="token-price", prices=str(prices)).fit(t)
+    gpt4 = pol.models_.index("gpt-4-1106-preview")
+    # (input + output per token) + per-call / mean output tokens: 10/1e6 + 30/1e6 for GPT-4
+    assert pol.costs_.coef[0, gpt4] == pytest.approx(40e-6)
+    assert pol.route(["hi"]).chosen[0] in pol.models_
+    ln = make("linear", folds=3, cost_model="length").fit(t)
+    short, long_ = ln.costs_.predict(np.array(["x", "x" * 4000], dtype=object))
+    # a per-model linear fit in prompt length (slopes may be negative: clipped at 0)
+    assert (short >= 0).all() and (long_ >= 0).all() and not np.allclose(short, long_)
