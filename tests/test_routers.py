@@ -62,10 +62,18 @@ def test_budget_calibration_holds_on_calibration_data(winogrande):
         cal = pol.calibration_
         assert cal.goal == "budget" and cal.target == budget
         assert cal.calibration_cost <= budget + 1e-12
-        # recompute the calibration point from the kept out-of-fold predictions
+        # recompute the calibration point from the kept out-of-fold predictions: one λ, or the
+        # expected cost and quality of the calibrated mixture of two
         oof, chat, Q, C = pol._calibration_data
-        c, q = sweep_outcomes(oof, chat, Q, C, np.array([pol.effective_lam()]))
-        assert c.mean() == pytest.approx(cal.calibration_cost) and q.mean() == pytest.approx(cal.calibration_quality)
+        lams = [cal.value] + ([cal.mix_value] if cal.mix_value is not None else [])
+        c, q = sweep_outcomes(oof, chat, Q, C, np.array(lams))
+        w = np.array([1 - cal.mix_share, cal.mix_share][: len(lams)])
+        assert c.mean(axis=0) @ w == pytest.approx(cal.calibration_cost)
+        assert q.mean(axis=0) @ w == pytest.approx(cal.calibration_quality)
+        # the hashed share of prompts that takes the second λ is close to the calibrated share
+        if cal.mix_value is not None:
+            d = pol.decide(Replay(tr).queries(), Replay(tr))
+            assert abs(d.cost.mean() - budget) / budget < 0.5
 
 
 def test_quality_target_takes_the_cheapest_lambda_reaching_it(winogrande):

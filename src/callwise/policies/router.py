@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from ..backends.base import Backend, Queries
-from ..calibrate import Calibration, calibrate_budget, calibrate_quality
+from ..calibrate import Calibration, calibrate_budget, calibrate_quality, mix_mask
 from ..errors import PolicyError
 from ..features import FeatureCache, Featuriser, make_featuriser
 from ..frontier import aiq, lambda_choice, ndch
@@ -281,15 +281,17 @@ class Router(Policy):
         chat = costs.predict(prompts)
         folds = min(self.folds, len(Q))
         cv = self._cross_validate(X, Q, C, chat, folds) if len(Q) >= 2 else None
-        hyper, shrink, oof, table = cv if cv is not None else (self.hyper or {}, self.shrink or 0.0, None, [])
+        hyper, shrink, raw, table = cv if cv is not None else (self.hyper or {}, self.shrink or 0.0, None, [])
         scorer = make_scorer(self.scorer_kind, **hyper).fit(X, Q)
         self.models_ = tuple(view.models)
         self.featuriser_ = featuriser
         self.scorer_ = scorer
         self.shrink_ = float(shrink)
         self.prior_ = Q.mean(axis=0)
-        if oof is None:  # a single training prompt: no held-out predictions exist
-            oof = self._blend(scorer.predict(X))
+        # calibration data: out-of-fold scorer predictions blended with the prior used when deployed
+        # (CV scored each fold against its own fold prior; calibrating against the deployed prior
+        # keeps λ from sitting on a switch point that moves when the prior does)
+        oof = self._blend(raw if raw is not None else scorer.predict(X))
         self.costs_ = costs
         self.lambdas_ = lambda_grid(oof, chat, N_SWEEP)
         self.cv_ = {"folds": folds, "selection": self.selection,
@@ -305,7 +307,7 @@ class Router(Policy):
 
     def _cross_validate(self, X: np.ndarray, Q: np.ndarray, C: np.ndarray, chat: np.ndarray,
                         folds: int) -> tuple[dict[str, Any], float, np.ndarray, list[dict[str, Any]]]:
-        """k-fold CV over the scorer grid x the prior weight: (settings, shrink, out-of-fold q̂, table).
+        """k-fold CV over the scorer grid x the prior weight: (settings, shrink, raw out-of-fold q̂, table).
 
         Each candidate is scored per fold by its AIQ gain over the prompt-blind router (q̂ = the
         training means, s = 1, whose λ-sweep is the zero router) on that fold's prompts. The best
@@ -339,7 +341,7 @@ class Router(Policy):
                 mean, se = float(gain.mean()), float(gain.std(ddof=1) / np.sqrt(folds)) if folds > 1 else 0.0
                 brier = float(np.mean((oof - Q) ** 2))
                 table.append({"settings": cand, "shrink": s, "aiq_gain": mean, "aiq_gain_se": se, "brier": brier})
-                results.append((round(mean, 12), -brier, cand, s, oof, se))
+                results.append((round(mean, 12), -brier, cand, s, raw, se))
         best = max(results, key=lambda r: (r[0], r[1]))
         if self.selection == "1se" and self.shrink is None and best[0] <= best[5]:
             blind = [r for r in results if r[3] == 1.0]
@@ -354,7 +356,7 @@ class Router(Policy):
         lams = lambda_grid(oof, chat, N_CALIBRATION)
         c, q = sweep_outcomes(oof, chat, Q, C, lams)
         if self.budget is not None:
-            return calibrate_budget(lams, c, q, float(self.budget), knob="lam", method=method)
+            return calibrate_budget(lams, c, q, float(self.budget), knob="lam", method=method, mix=True)
         if self.quality_target is not None:
             return calibrate_quality(lams, c, q, float(self.quality_target), knob="lam", method=method)
         return None
@@ -373,13 +375,36 @@ class Router(Policy):
         return None
 
     def effective_lam(self) -> float:
-        """The λ this configuration routes with: set, calibrated, or the most accurate on calibration data."""
-        self._require_fitted()
+        """The λ this configuration routes with: set, calibrated, or the most accurate on calibration data.
+
+        A budget calibrated to a mixture routes a hashed share of prompts with a second λ (see
+        :meth:`choose`); this returns the first.
+        """
+        cal = self._active_calibration()
+        if cal is not None:
+            return cal.value
         if self.lam is not None:
             return float(self.lam)
+        return self.default_lam_
+
+    def choose(self, prompts: np.ndarray, qhat: np.ndarray, chat: np.ndarray) -> np.ndarray:
+        """Index into ``models_`` per prompt under this configuration's λ (or calibrated λ mixture)."""
+        choice = route_lambda(qhat, chat, self.effective_lam())
+        cal = self._active_calibration()
+        if cal is not None and cal.mix_value is not None and cal.mix_share > 0:
+            alt = mix_mask(prompts, cal.mix_share)
+            if alt.any():
+                choice[alt] = route_lambda(qhat[alt], chat[alt], cal.mix_value)
+        return choice
+
+    def _active_calibration(self) -> Calibration | None:
+        """The calibration for the current budget / quality target (recomputed if the goal changed)."""
+        self._require_fitted()
+        if self.lam is not None:
+            return None
         goal = self._goal()
         if goal is None:
-            return self.default_lam_
+            return None
         cal = self.calibration_
         if cal is None or (cal.goal, cal.target) != goal:
             if self._calibration_data is None:
@@ -387,8 +412,7 @@ class Router(Policy):
                                   f"{cal.target if cal else ''}; the calibration data is not saved with a policy "
                                   "file, so refit it to calibrate for another budget or quality target")
             cal = self.calibration_ = self._calibrate()
-        assert cal is not None
-        return cal.value
+        return cal
 
     def predict(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(q̂, ĉ): predicted quality and expected cost, prompts x ``models_``."""
@@ -410,10 +434,14 @@ class Router(Policy):
 
     def route(self, prompts: Sequence[str]) -> Route:
         """Choose a model for each prompt (no calls made): what ``callwise route`` prints."""
+        prompts = np.asarray(list(prompts), dtype=object)
         qhat, chat = self.predict(prompts)
-        lam = self.effective_lam()
-        choice = route_lambda(qhat, chat, lam)
-        return Route(self.models_, [self.models_[j] for j in choice], qhat, np.asarray(chat), {"lam": lam})
+        choice = self.choose(prompts, qhat, chat)
+        cal = self._active_calibration()
+        setting = {"lam": self.effective_lam()}
+        if cal is not None and cal.mix_value is not None:
+            setting.update(mix_lam=cal.mix_value, mix_share=cal.mix_share)
+        return Route(self.models_, [self.models_[j] for j in choice], qhat, np.asarray(chat), setting)
 
     def decide(self, queries: Queries, backend: Backend) -> Decisions:
         self._require_fitted()
@@ -421,7 +449,7 @@ class Router(Policy):
         if missing:
             raise PolicyError(f"router model {missing[0]!r} is not available; the backend has {list(backend.models)}")
         qhat, chat = self.predict(queries.prompts)
-        local = route_lambda(qhat, chat, self.effective_lam())
+        local = self.choose(np.asarray(queries.prompts, dtype=object), qhat, chat)
         to_backend = np.array([backend.models.index(m) for m in self.models_])
         return single_call_decisions(queries, backend, to_backend[local], tuple(backend.models))
 
