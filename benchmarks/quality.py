@@ -36,11 +36,27 @@ def _ci(e: dict) -> str:
     return f"{e['aiq']['paper']:.4f} [{lo:.3f}, {hi:.3f}]"
 
 
-def bench_tables(name: str, table: callwise.OutcomeTable, n_boot: int, seed: int) -> None:
+def bench_tables(name: str, table: callwise.OutcomeTable, n_boot: int, seed: int, features: str = "tfidf") -> None:
     train, test, info = callwise.split_outcomes(table, seed=seed)
     t0 = time.perf_counter()
-    res = callwise.bench(train, test, policies=[*ROUTERS, "cascade-judge", "random-mix"], n_boot=n_boot, seed=seed,
-                         split_info=info).to_dict()
+    if features == "tfidf":
+        res = callwise.bench(train, test, policies=[*ROUTERS, "cascade-judge", "random-mix"], n_boot=n_boot,
+                             seed=seed, split_info=info).to_dict()
+    else:  # the same routers on other features: swap the registry defaults for this run
+        import sys
+
+        from callwise.policies import get_policy
+
+        mod = sys.modules["callwise.bench"]
+        saved = mod.default_policies
+        mod.default_policies = lambda: {p: (lambda tr, p=p: get_policy(p)(features=features)) for p in ROUTERS}
+        try:
+            res = callwise.bench(train, test, n_boot=n_boot, seed=seed, split_info=info).to_dict()
+        finally:
+            mod.default_policies = saved
+        for r in res["tasks"].values():
+            r["policies"].setdefault("cascade-judge", None)
+        name = f"{name}, features={features}"
     dt = time.perf_counter() - t0
     est = " (costs estimated from a price table)" if res["data"]["costs_estimated"] else ""
     print(f"\n### {name}{est}\n")
@@ -54,7 +70,7 @@ def bench_tables(name: str, table: callwise.OutcomeTable, n_boot: int, seed: int
         z = p["zero"]["aiq"]["paper"]
         cells = []
         for n in [*ROUTERS, "cascade-judge"]:
-            if n in p:
+            if p.get(n):
                 g = p[n].get("gap_closed")
                 cells.append(f"{_ci(p[n])} ({g:+.2f})" if g is not None else _ci(p[n]))
             else:
@@ -65,6 +81,10 @@ def bench_tables(name: str, table: callwise.OutcomeTable, n_boot: int, seed: int
         print(f"| {task} | {r['n_train']}/{r['n_test']} | {_ci(p['zero'])} | {p['oracle']['aiq']['paper']:.4f} | "
               + " | ".join(cells) + f" | {'yes' if ok else '**no**'} ({best[1]} {best[0] - z:+.4f}) |")
     print(f"\nBest predictive router ≥ zero router on {wins} of {len(res['tasks'])} tasks.")
+    losers = [t for t, r in res["tasks"].items()
+              if max(r["policies"][n]["aiq"]["paper"] for n in PREDICTIVE) < r["policies"]["zero"]["aiq"]["paper"]]
+    if losers:
+        why(table, train, test, losers, res)
     two = [(t, r) for t, r in res["tasks"].items() if "routellm" in r["policies"].get("zero", {})]
     if two:
         print("\nRouteLLM metrics (share of calls to the strong model; random = APGR 0.5, CPT 50%/80%):\n")
@@ -75,6 +95,35 @@ def bench_tables(name: str, table: callwise.OutcomeTable, n_boot: int, seed: int
                 if m and n in (*ROUTERS, "random-mix", "oracle", "cascade-judge"):
                     f = lambda v: "never" if v is None else f"{v:.1%}"  # noqa: E731
                     print(f"| {t} | {n} | {m['apgr']:.3f} | {f(m['cpt50'])} | {f(m['cpt80'])} |")
+
+
+def why(table: callwise.OutcomeTable, train: callwise.OutcomeTable, test: callwise.OutcomeTable, tasks: list[str],
+        res: dict) -> None:
+    """Evidence for tasks where no router reaches the zero router: the zero router is the hull of the
+    *test* means (hindsight); a prompt-blind router fitted on train (knn with shrink=1: q̂ = training
+    means) is the honest prompt-free baseline. Also the train vs test mean quality of each model."""
+    from callwise.policies import make
+
+    print("\nWhere no router reaches the zero router: the zero router is built from the test set's own model means. "
+          "The prompt-blind router fitted on the training split (q̂ = training means) is what a policy that ignores "
+          "the prompt can actually achieve:\n")
+    print("| task | zero (test hindsight) | prompt-blind, fitted on train | best router | models: train → test mean quality |")
+    print("|---|---|---|---|---|")
+    for task in tasks:
+        tr, te = train.for_task(task), test.for_task(task)
+        blind = make("knn", shrink=1.0).fit(tr)
+        rep = callwise.Replay(te)
+        pts = np.array([c.decide(rep.queries(), rep).point() for c in blind.sweep()])
+        from callwise.frontier import aiq, ndch
+
+        lo, hi = res["tasks"][task]["cost_range"]
+        a_blind = aiq(ndch(pts[:, 0], pts[:, 1]), lo, hi, "paper")
+        p = res["tasks"][task]["policies"]
+        best = max((p[n]["aiq"]["paper"], n) for n in PREDICTIVE)
+        qtr, qte = tr.dense(), te.dense()
+        shift = ", ".join(f"{m.split('/')[-1]} {a:.3f} → {b:.3f}" for m, a, b in
+                          zip(qtr.models, qtr.quality[:, :, 0].mean(0), qte.quality[:, :, 0].mean(0)))
+        print(f"| {task} | {p['zero']['aiq']['paper']:.4f} | {a_blind:.4f} | {best[1]} {best[0]:.4f} | {shift} |")
 
 
 def budget_table(name: str, table: callwise.OutcomeTable, policy: str, seed: int) -> None:
@@ -108,14 +157,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--prices", type=Path, default=Path("docs/examples/routellm_prices.yaml"))
     ap.add_argument("--skip-budget", action="store_true")
+    ap.add_argument("--features", default="tfidf", help="router features: tfidf (default) or embed (needs callwise[embed])")
+    ap.add_argument("--datasets", default="routerbench-subset,rational-cascades,routellm-evals")
     args = ap.parse_args()
-    rb = callwise.load(args.shared / "routerbench-subset")
-    rc = callwise.load(args.shared / "rational-cascades")
-    rl = callwise.load(args.shared / "routellm-evals", prices=args.prices)
-    for name, t in (("routerbench-subset", rb), ("rational-cascades", rc), ("routellm-evals", rl)):
-        bench_tables(name, t, args.bootstrap, args.seed)
-    if not args.skip_budget:
-        budget_table("routerbench-subset", rb, "linear", args.seed)
+    names = args.datasets.split(",")
+    for name in names:
+        t = callwise.load(args.shared / name, prices=args.prices if name == "routellm-evals" else None)
+        bench_tables(name, t, args.bootstrap, args.seed, args.features)
+    if not args.skip_budget and "routerbench-subset" in names:
+        budget_table("routerbench-subset", callwise.load(args.shared / "routerbench-subset"), "linear", args.seed)
 
 
 if __name__ == "__main__":
