@@ -7,7 +7,10 @@ outcomes and show the cost–quality trade-off honestly. The public API:
 - :mod:`callwise.frontier` (hulls, zero router, oracle, AIQ, bootstrap CIs);
 - :class:`Policy` and the registry (:mod:`callwise.policies`), run against a backend
   (:class:`Replay` offline);
-- :func:`bench` / :func:`split_outcomes` (what ``callwise bench`` does).
+- :func:`bench` / :func:`split_outcomes` (what ``callwise bench`` does);
+- predictive routers (``make("knn" | "linear" | "mlp" | "mf" | "threshold", budget=...)``),
+  :func:`fit_policy` (what ``callwise fit`` does), :func:`save_policy` / :func:`load_policy`
+  (open policy files).
 """
 
 __version__ = "0.1.0"
@@ -20,9 +23,12 @@ from .policies import Decisions, Oracle, Policy, RandomMix, SingleModel, make, r
 from .prices import PriceTable  # noqa: E402
 from .bench import bench, split_outcomes  # noqa: E402
 from .sample import load_sample  # noqa: E402
+from .fitting import fit_policy  # noqa: E402
+from .policy_io import load_policy, save_policy  # noqa: E402
 
 __all__ = [
     "CallwiseError", "DataError", "Decisions", "DenseView", "FormatError", "Oracle", "OutcomeTable", "Policy",
     "PolicyError", "PriceTable", "Queries", "RandomMix", "Replay", "SingleModel", "__version__", "bench",
-    "detect_format", "load", "load_sample", "make", "register", "registry", "split_outcomes", "write_parquet",
+    "detect_format", "fit_policy", "load", "load_policy", "load_sample", "make", "register", "registry",
+    "save_policy", "split_outcomes", "write_parquet",
 ]
