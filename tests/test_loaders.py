@@ -451,8 +451,11 @@ def test_write_parquet_is_atomic_on_failure(tmp_path: Path, long_df: pd.DataFram
     long_df.to_csv(path, index=False)
     t = callwise.load(path)
 
-    def boom(table, where, *a, **k):
-        Path(where).write_bytes(b"PAR1 half")
+    def boom(table, where, *a, **k):  # write half a file through whatever it is given, then fail
+        if isinstance(where, (str, Path)):
+            Path(where).write_bytes(b"PAR1 half")
+        else:
+            where.write(b"PAR1 half")
         raise OSError("disk full")
 
     monkeypatch.setattr(pq, "write_table", boom)

@@ -22,6 +22,7 @@ from . import __version__
 from .backends.replay import Replay
 from .errors import DataError, PolicyError
 from .frontier import NORMALISATIONS, Curve, aiq, cost_to_reach, ndch, oracle_curve, quality_at_budget, shared_range
+from .io.files import json_default
 from .outcomes import OutcomeTable
 from .policies.base import Policy, registry
 from .twomodel import oracle_share_curve, routellm_metrics, share_curve
@@ -142,14 +143,7 @@ def _run_policy(policy: Policy, replay: Replay) -> tuple[list[dict[str, Any]], n
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, (np.floating, np.integer)):
-            v = v.item()
-        elif isinstance(v, np.ndarray):
-            v = v.tolist()
-        out[k] = v
-    return out
+    return {k: json_default(v) if isinstance(v, (np.generic, np.ndarray)) else v for k, v in d.items()}
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any, List, Optional
 import typer
 
 from .errors import CallwiseError, DataError
+from .io.files import json_default
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="callwise: spend LLM calls wisely. Evaluate routing and other call policies on recorded outcomes.")
@@ -219,7 +220,7 @@ def fit(
                               fraction=split, holdout=not no_holdout, test=test_table, seed=seed)
         save_policy(rep_.policy, save, data=rep_.data)
         if report is not None:
-            report.write_text(json.dumps(_finite(rep_.to_dict()), indent=1, default=_json_default, allow_nan=False))
+            report.write_text(json.dumps(_finite(rep_.to_dict()), indent=1, default=json_default, allow_nan=False))
     except CallwiseError as e:
         _fail(e)
     _print_fit(rep_, console)
@@ -290,7 +291,7 @@ def _write_outputs(result: Any, out: Path) -> None:
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".callwise-"))
     try:
         payload = _finite(result.to_dict())
-        (tmp / "results.json").write_text(json.dumps(payload, indent=1, allow_nan=False, default=_json_default))
+        (tmp / "results.json").write_text(json.dumps(payload, indent=1, allow_nan=False, default=json_default))
         write_plots(result, tmp)
         for f in tmp.iterdir():
             os.replace(f, out / f.name)
@@ -311,16 +312,6 @@ def _finite(o: Any) -> Any:
     if isinstance(o, (float, np.floating)):
         return float(o) if math.isfinite(o) else None
     return o
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 def main() -> None:

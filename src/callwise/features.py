@@ -26,7 +26,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from abc import ABC, abstractmethod
@@ -479,15 +478,9 @@ class FeatureCache:
 
     @staticmethod
     def _write(path: Path, hashes: np.ndarray, x: np.ndarray) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rows-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, hashes=hashes, x=x)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from .io.files import atomic_write
+
+        atomic_write(path, lambda fh: np.savez(fh, hashes=hashes, x=x))
 
     def transform(self, featuriser: Featuriser, texts: Sequence[str]) -> np.ndarray:
         """``featuriser.transform(texts)``, computing only texts not already cached; rows in the order of ``texts``."""

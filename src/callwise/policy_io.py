@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ import numpy as np
 
 from . import __version__
 from .errors import PolicyError
+from .io.files import atomic_write, json_default
 from .policies.base import Policy, get_policy
 
 FORMAT = "callwise-policy"
@@ -70,28 +69,6 @@ def unpack(state: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, An
     return out
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer, np.bool_)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_policy(policy: Policy, path: str | Path, *, data: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``policy`` (fitted) to ``path`` (.json) and its arrays next to it (.npz); returns both paths."""
     path = Path(path)
@@ -109,10 +86,9 @@ def save_policy(policy: Policy, path: str | Path, *, data: dict[str, Any] | None
         "arrays": {"file": npz_path.name, "sha256": hashlib.sha256(blob).hexdigest(), "keys": sorted(arrays)},
         "data": data or {},
     }
-    text = json.dumps(doc, indent=1, default=_json_default, allow_nan=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(npz_path, blob)
-    _atomic_write(path, text.encode())
+    text = json.dumps(doc, indent=1, default=json_default, allow_nan=False)
+    atomic_write(npz_path, lambda f: f.write(blob))
+    atomic_write(path, lambda f: f.write(text.encode()))
     return path, npz_path
 
 

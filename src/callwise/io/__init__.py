@@ -14,8 +14,6 @@ forces one of :data:`FORMATS`:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -31,7 +29,7 @@ from . import long as _long
 from . import rational as _rational
 from . import routellm as _routellm
 from . import routerbench as _rb
-from .files import base_suffix, is_pickle, read_bytes, read_csv, read_jsonl
+from .files import atomic_write, base_suffix, is_pickle, read_bytes, read_csv, read_jsonl
 
 FORMATS = ("routerbench", "long", "rational-cascades", "routellm")
 META_KEY = b"callwise.meta"
@@ -188,15 +186,7 @@ def write_parquet(table: OutcomeTable, path: str | Path) -> None:
     md = dict(arrow.schema.metadata or {})
     md[META_KEY] = json.dumps(table.meta, default=str).encode()
     arrow = arrow.replace_schema_metadata(md)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(arrow, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: pq.write_table(arrow, f))
 
 
 __all__ = ["FORMATS", "detect_format", "load", "write_parquet"]

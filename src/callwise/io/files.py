@@ -1,20 +1,57 @@
 """Reading raw files safely: gzip checked by its magic bytes, UTF-8 decoded strictly, pickles
-refused unless trusted, empty files rejected. Every loader reads through these helpers."""
+refused unless trusted, empty files rejected. Every loader reads through these helpers.
+
+Writing: :func:`atomic_write` (temp file in the same folder, then rename, so a crash never leaves
+a half-written file) and :func:`json_default` (numpy scalars and arrays for ``json.dumps``) serve
+every writer: Parquet tables, policy files, the feature cache and bench results."""
 
 from __future__ import annotations
 
 import gzip
 import io
 import json
+import os
+import tempfile
 import zlib
 from pathlib import Path
+from typing import IO, Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
 PICKLE_SUFFIXES = (".pkl", ".pickle")
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Create ``path`` by calling ``write`` on a binary temp file beside it, then renaming it into place.
+
+    The parent folder is created; the file gets the usual permissions (0666 minus the umask, not
+    the temp file's 0600); on any error the temp file is removed and ``path`` is untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars and arrays; anything else is a TypeError."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 def base_suffix(path: Path) -> str:
