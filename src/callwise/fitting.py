@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from .backends.replay import Replay
 from .bench import split_outcomes
 from .errors import DataError, PolicyError
 from .frontier import mean_ci
 from .outcomes import OutcomeTable
 from .policies.base import Policy, get_policy
+from .policies.fixed import cheapest_and_best
 
 
 @dataclass
@@ -89,7 +88,7 @@ def evaluate(policy: Policy, test: OutcomeTable, *, n_boot: int = 1000, seed: in
     d = policy.decide(replay.queries(), replay)
     q, c = replay.truth(replay.queries())
     means_q, means_c = q.mean(axis=0), c.mean(axis=0)
-    best = int(np.lexsort((means_c, -means_q))[0])
+    _, best = cheapest_and_best(means_c, means_q)
     cq = mean_ci(d.quality, n_boot=n_boot, seed=seed, level=level)
     cc = mean_ci(d.cost, n_boot=n_boot, seed=seed, level=level)
     shares = d.calls.mean(axis=0)

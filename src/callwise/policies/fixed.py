@@ -18,6 +18,19 @@ def _model_means(train: OutcomeTable) -> tuple[list[str], np.ndarray, np.ndarray
     return list(v.models), np.nanmean(v.cost[:, :, 0], axis=0), np.nanmean(v.quality[:, :, 0], axis=0)
 
 
+def cheapest_and_best(cost: np.ndarray, quality: np.ndarray) -> tuple[int, int]:
+    """Indices of the cheapest model (ties to the better) and the best model (ties to the cheaper),
+    from per-model mean costs and qualities."""
+    return int(np.lexsort((-quality, cost))[0]), int(np.lexsort((cost, -quality))[0])
+
+
+def train_cheapest_and_best(train: OutcomeTable) -> tuple[str, str]:
+    """The cheapest and the best model by their mean cost and quality on the training data."""
+    models, cost, quality = _model_means(train)
+    cheap, best = cheapest_and_best(cost, quality)
+    return models[cheap], models[best]
+
+
 @register
 class SingleModel(Policy):
     """Send every query to one model."""
@@ -107,12 +120,6 @@ class RandomMix(Policy):
 
     @classmethod
     def default(cls, train: OutcomeTable) -> "RandomMix | None":
-        models, cost, quality = _model_means(train)
-        if len(models) < 2:
-            return None
-        cheap = int(np.lexsort((-quality, cost))[0])
-        best = int(np.lexsort((cost, -quality))[0])
-        if cheap == best:
-            return None
-        return cls([models[cheap], models[best]])
+        cheap, best = train_cheapest_and_best(train)
+        return None if cheap == best else cls([cheap, best])
 

@@ -509,15 +509,6 @@ class Router(Policy):
             raise PolicyError(f"the saved arrays do not match the {n} models {list(self.models_)}")
         return self
 
-    # ---- introspection ------------------------------------------------------------------
-
-    def fitted_summary(self) -> dict[str, Any]:
-        """JSON description of what was fitted: models, features, scorer, cost model, CV and calibration."""
-        self._require_fitted()
-        return {"models": list(self.models_), "features": self.featuriser_.settings(),
-                "scorer": self.scorer_.settings(), "cost_model": self.costs_.kind, "cv": self.cv_,
-                "calibration": self.calibration_.to_dict() if self.calibration_ else None}
-
 
 def _router(kind: str, doc: str) -> type[Router]:
     cls = type(f"{kind.capitalize()}Router", (Router,), {"name": kind, "scorer_kind": kind, "__doc__": doc,

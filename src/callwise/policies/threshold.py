@@ -25,15 +25,8 @@ from ..calibrate import Calibration, calibrate_budget
 from ..errors import PolicyError
 from ..outcomes import OutcomeTable
 from .base import Decisions, Policy, get_policy, register, single_call_decisions
+from .fixed import train_cheapest_and_best
 from .router import Route, Router
-
-
-def _strong_weak(train: OutcomeTable) -> tuple[str, str]:
-    v = train.dense()
-    c, q = np.nanmean(v.cost[:, :, 0], axis=0), np.nanmean(v.quality[:, :, 0], axis=0)
-    strong = int(np.lexsort((c, -q))[0])
-    weak = int(np.lexsort((-q, c))[0])
-    return v.models[strong], v.models[weak]
 
 
 @register
@@ -72,7 +65,7 @@ class ThresholdRouter(Policy):
         cls = get_policy(self.scorer)
         if not issubclass(cls, Router):
             raise PolicyError(f"threshold routers need a router scorer (knn, linear, mlp, mf), got {self.scorer!r}")
-        strong, weak = _strong_weak(train)
+        weak, strong = train_cheapest_and_best(train)
         strong, weak = self.strong or strong, self.weak or weak
         avail = train.models()
         for role, m in (("strong", strong), ("weak", weak)):
@@ -173,5 +166,5 @@ class ThresholdRouter(Policy):
 
     @classmethod
     def default(cls, train: OutcomeTable) -> "ThresholdRouter | None":
-        strong, weak = _strong_weak(train)
+        weak, strong = train_cheapest_and_best(train)
         return None if strong == weak else cls()
