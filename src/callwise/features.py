@@ -167,6 +167,9 @@ class TfidfSvd(Featuriser):
 
     ``n_components`` is capped at ``min(n_docs, vocabulary) - 1`` (at least 1) so that tiny training
     sets still fit. The SVD is seeded, so the same texts and settings give the same features.
+    ``svd="randomized"`` (default) approximates it with 3 power iterations; ``"exact"`` takes the
+    exact top components from the documents' Gram matrix (n_docs² memory): faster and exact when
+    there are few training documents (a few thousand at most), as in per-task classifiers.
     """
 
     kind: ClassVar[str] = "tfidf"
@@ -179,6 +182,7 @@ class TfidfSvd(Featuriser):
         min_df: int = 1,
         sublinear_tf: bool = True,
         seed: int = 0,
+        svd: str = "randomized",
     ) -> None:
         self.n_components = _check_int("n_components", n_components, 1)
         self.max_features = _check_int("max_features", max_features, 1)
@@ -194,6 +198,9 @@ class TfidfSvd(Featuriser):
             raise FeatureError(f"sublinear_tf must be true or false, got {sublinear_tf!r}")
         self.sublinear_tf = bool(sublinear_tf)
         self.seed = _check_int("seed", seed, 0)
+        if svd not in ("randomized", "exact"):
+            raise FeatureError(f"svd must be 'randomized' or 'exact', got {svd!r}")
+        self.svd = svd
         self._vectorizer: Any = None
         self._terms: list[str] | None = None
         self._idf: np.ndarray | None = None
@@ -225,6 +232,8 @@ class TfidfSvd(Featuriser):
         if n_terms < 2:
             # TruncatedSVD needs two columns; with one term the only direction is that term.
             components = np.ones((1, n_terms), dtype=np.float64)
+        elif self.svd == "exact":
+            components = _exact_components(x, k)
         else:
             from sklearn.decomposition import TruncatedSVD
 
@@ -261,7 +270,7 @@ class TfidfSvd(Featuriser):
     def settings(self) -> dict[str, Any]:
         return {"kind": self.kind, "n_components": self.n_components, "max_features": self.max_features,
                 "ngram_range": list(self.ngram_range), "min_df": self.min_df, "sublinear_tf": self.sublinear_tf,
-                "seed": self.seed}
+                "seed": self.seed, **({"svd": self.svd} if self.svd != "randomized" else {})}
 
     def state(self) -> dict[str, Any]:
         """``terms`` (list of str, index = column), ``idf`` (float64) and ``components`` (float32, dim x terms)."""
@@ -551,9 +560,23 @@ def _parse_value(kind: str, name: str, raw: str, default: Any) -> Any:
     return raw
 
 
+def _exact_components(x: Any, k: int) -> np.ndarray:
+    """Top-k right singular vectors of sparse ``x`` (n x d) via the n x n Gram matrix, signs fixed."""
+    gram = np.asarray((x @ x.T).todense(), dtype=np.float64)
+    vals, vecs = np.linalg.eigh(gram)
+    top = np.argsort(vals)[::-1][:k]
+    s = np.sqrt(np.maximum(vals[top], 0.0))
+    keep = s > 1e-10 * max(float(s[0]) if len(s) else 0.0, 1e-300)
+    comps = np.asarray((x.T @ vecs[:, top[keep]]).T) / s[keep][:, None]
+    if not len(comps):
+        return np.ones((1, x.shape[1]), dtype=np.float64)
+    signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
+    return comps * signs[:, None]
+
+
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "tfidf": {"n_components": 128, "max_features": 20000, "ngram_range": (1, 2), "min_df": 1, "sublinear_tf": True,
-              "seed": 0},
+              "seed": 0, "svd": "randomized"},
     "embed": {"model": DEFAULT_EMBED_MODEL, "batch_size": 64, "device": "cpu"},
 }
 _KINDS: dict[str, type[Featuriser]] = {"tfidf": TfidfSvd, "embed": SentenceEmbeddings}

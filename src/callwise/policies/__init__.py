@@ -2,9 +2,11 @@
 
 from .base import Decisions, Policy, get_policy, make, register, registry
 from .cascade_judge import CascadeJudge
+from .escalation import ConfidenceCascade, Escalation, OracleCascade
 from .fixed import Oracle, RandomMix, SingleModel
+from .learned_escalation import FrugalCascade, TwoTierRouter
 from .router import KnnRouter, LinearRouter, MfRouter, MlpRouter, Route, Router
 from .threshold import ThresholdRouter
 
-__all__ = ["CascadeJudge", "Decisions", "KnnRouter", "LinearRouter", "MfRouter", "MlpRouter", "Oracle", "Policy", "RandomMix",
-           "Route", "Router", "SingleModel", "ThresholdRouter", "get_policy", "make", "register", "registry"]
+__all__ = ["CascadeJudge", "ConfidenceCascade", "Decisions", "Escalation", "FrugalCascade", "KnnRouter", "LinearRouter", "MfRouter", "MlpRouter", "Oracle", "OracleCascade", "Policy", "RandomMix",
+           "Route", "Router", "SingleModel", "ThresholdRouter", "TwoTierRouter", "get_policy", "make", "register", "registry"]

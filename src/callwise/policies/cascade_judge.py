@@ -27,32 +27,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..backends.base import Backend, Queries
 from ..errors import PolicyError
 from ..frontier import ndch, pareto_front
+from ..hashing import pair_uniforms
 from ..outcomes import OutcomeTable
 from .base import Decisions, Policy, register
 
-_U64 = np.uint64
 #: Relative slack of the cost-cap comparison, so a cap equal to a prefix's cost admits that prefix
 #: despite rounding in the means.
 _CAP_SLACK = 1e-9
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser, vectorised over uint64: a bijective, well-scrambling hash."""
-    with np.errstate(over="ignore"):
-        x = x + _U64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
-    return x ^ (x >> _U64(31))
-
-
-def _hash_strings(values: np.ndarray | Sequence[str]) -> np.ndarray:
-    """A stable uint64 hash of each value's string form (vectorised by pandas)."""
-    return pd.util.hash_array(np.asarray(values).astype(str).astype(object))
 
 
 def _number(value: object) -> float | None:
@@ -69,11 +54,7 @@ def judge_uniforms(ids: np.ndarray, models: Sequence[str], seed: int) -> np.ndar
     Each value depends only on (seed, id, model), so results do not change with batching, query
     order or the chain a model sits in.
     """
-    key = _mix(np.asarray([int(seed) % 2**64], dtype=np.uint64))
-    per_id = _mix(_hash_strings(ids) ^ key)
-    per_model = _hash_strings(list(models))
-    bits = _mix(per_id[:, None] ^ per_model[None, :])
-    return (bits >> _U64(11)).astype(np.float64) * 2.0**-53
+    return pair_uniforms(ids, models, seed)
 
 
 def _column_means(a: np.ndarray) -> np.ndarray:
