@@ -22,7 +22,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from .errors import CallwiseError, DataError
+from .errors import CallwiseError, DataError, PolicyError
 from .io.files import json_default
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -283,8 +283,9 @@ def route(
         console.print(t)
 
 
-def _write_outputs(result: Any, out: Path) -> None:
-    """Write results.json and the plots into a temporary folder, then move them into ``out``."""
+def _write_outputs(result: Any, out: Path, plots: Any = None) -> None:
+    """Write results.json and the plots (``plots(result, folder)``, bench's by default) into a
+    temporary folder, then move them into ``out``."""
     from .report import write_plots
 
     out.mkdir(parents=True, exist_ok=True)
@@ -292,11 +293,74 @@ def _write_outputs(result: Any, out: Path) -> None:
     try:
         payload = _finite(result.to_dict())
         (tmp / "results.json").write_text(json.dumps(payload, indent=1, allow_nan=False, default=json_default))
-        write_plots(result, tmp)
+        (plots or write_plots)(result, tmp)
         for f in tmp.iterdir():
-            os.replace(f, out / f.name)
+            dest = out / f.name
+            if f.is_dir() and dest.is_dir():
+                shutil.rmtree(dest)
+            os.replace(f, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@app.command()
+def cascade(
+    data: Path = typer.Argument(..., help="Recorded outcomes with a confidence per answer (file or folder)"),
+    small: Optional[str] = typer.Option(None, "--small", help="The small (cheap) model of the pair"),
+    large: Optional[str] = typer.Option(None, "--large", help="The large model of the pair"),
+    all_pairs: bool = typer.Option(False, "--all-pairs", help="Every (small, large) pair where the small is cheaper, per task"),
+    chain: bool = typer.Option(False, "--chain", help="Also each task's full chain (3+ models, cheapest first) as an n-tier cascade"),
+    task: Optional[List[str]] = typer.Option(None, "--task", help="Only these tasks (repeatable)"),
+    signal: str = typer.Option("recorded", "--signal", help="Confidence signal of the cascade: recorded | agreement"),
+    method: Optional[List[str]] = typer.Option(None, "--method", help="Only these methods (repeatable; default all)"),
+    budgets: int = typer.Option(100, "--budgets", help="Budgets evenly from c_S to c_S + c_L"),
+    orders: int = typer.Option(3, "--orders", help="Random orders of the test stream to average over"),
+    warmup: int = typer.Option(20, "--warmup", help="Streaming: queries seen before the first escalation"),
+    features: Optional[str] = typer.Option(None, "--features", help="Features of the learned baselines (default tfidf:svd=exact)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json, curves/*.png and summary.png here"),
+    split: Optional[float] = typer.Option(None, "--split", help="Train fraction of a seeded per-task split (default: the data's own split, else 0.7)"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, the stream orders and tie-breaking"),
+    test: Optional[Path] = typer.Option(None, "--test", help="Use this file/folder as the test set (DATA is all calibration/train)"),
+    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
+) -> None:
+    """Uncertainty cascades under a budget: the confidence cascade against learned and random baselines."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .bench import split_outcomes
+    from .cascade_eval import METHODS, plan_cascades, run_cascades
+    from .report import print_cascade_tables, write_cascade_plots
+
+    console = _console()
+    try:
+        if (small is None) != (large is None):
+            raise PolicyError("give both --small and --large, or neither (with --all-pairs / --chain)")
+        for name, v, least in (("--budgets", budgets, 2), ("--orders", orders, 1), ("--warmup", warmup, 0)):
+            if v < least:
+                raise PolicyError(f"{name} must be >= {least}, got {v}")
+        if signal not in ("recorded", "agreement"):
+            raise PolicyError(f"--signal must be 'recorded' or 'agreement' (recorded data has no logprob payloads "
+                              f"for 'margin'), got {signal!r}")
+        methods = tuple(method) if method else METHODS
+        table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
+        test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range)
+                      if test is not None else None)
+        train, test_t, info = split_outcomes(table, fraction=split, seed=seed, test=test_table)
+        pairs = [(small, large)] if small is not None and large is not None else None
+        plan = plan_cascades(train, test_t, pairs=pairs, all_pairs=all_pairs, chains=chain, tasks=task)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+            bar = progress.add_task("cascade", total=len(plan))
+            run = run_cascades(train, test_t, pairs=pairs, all_pairs=all_pairs, chains=chain, tasks=task,
+                               signal=signal, methods=methods, n_budgets=budgets, n_orders=orders, warmup=warmup,
+                               seed=seed, features=features, split_info=info,
+                               on_item=lambda d: (progress.update(bar, description=d), progress.advance(bar)))
+    except CallwiseError as e:
+        _fail(e)
+    print_cascade_tables(run, console)
+    if out is not None:
+        _write_outputs(run, out, write_cascade_plots)
+        console.print(f"wrote {out / 'results.json'} and the plots under {out}")
 
 
 def _finite(o: Any) -> Any:

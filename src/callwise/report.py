@@ -1,4 +1,5 @@
-"""Show bench results: a rich table per task and overall, and a cost–quality PNG per task."""
+"""Show results: bench (a rich table per task and overall, a cost–quality PNG per task) and
+``callwise cascade`` (AUC tables, accuracy-vs-budget curves)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .bench import BenchResult, Entry
+    from .cascade_eval import CascadeResult, CascadeRun
 
 
 def _fmt_cost(c: float | None) -> str:
@@ -152,5 +154,143 @@ def write_plots(result: "BenchResult", out: Path) -> list[Path]:
     for t, r in result.tasks.items():
         p = out / f"{_safe(t)}.png"
         plot_task(f"{t} (test, n={r.n_test})", r.entries, p, est)
+        paths.append(p)
+    return paths
+
+
+# -- callwise cascade ------------------------------------------------------------------------------
+
+_PAIR_COLUMNS = ("oracle", "confidence", "confidence@offline", "frugal", "hybrid", "router", "random")
+_HEADERS = {"oracle": "orac", "confidence": "conf", "confidence@offline": "c@off", "frugal": "frug", "hybrid": "hybr",
+            "router": "rout", "random": "rand"}
+
+
+def _short(model: str) -> str:
+    return model.split("/")[-1]
+
+
+def cascade_rows(run: "CascadeRun") -> list[dict[str, object]]:
+    """One flat row per pair (for the table and docs): task, models, accuracies, AUC per method."""
+    rows = []
+    for r in run.pairs:
+        s, l = r.models
+        row: dict[str, object] = {"task": r.task, "small": s, "large": l, "acc_small": r.model_accuracy[s],
+                                  "acc_large": r.model_accuracy[l]}
+        row.update({m: r.methods[m].auc for m in _PAIR_COLUMNS if m in r.methods})
+        row["beats"] = r.beats_baselines("streaming")
+        row["beats_offline"] = r.beats_baselines("offline")
+        rows.append(row)
+    return rows
+
+
+def print_cascade_tables(run: "CascadeRun", console: "Console") -> None:
+    """The pairs table (AUC per method, best non-oracle bold) and the chains table, then the summary."""
+    from rich import box
+    from rich.table import Table
+
+    if run.pairs:
+        cols = [c for c in _PAIR_COLUMNS if any(c in r.methods for r in run.pairs)]
+        t = Table(title="AUC x 100 (area under accuracy-vs-budget / budget range; test, mean of "
+                  f"{run.meta['protocol']['orders']} stream orders); *: confidence beats every baseline; "
+                  "bold: best but the oracle",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        t.add_column("task", no_wrap=True, overflow="ellipsis", max_width=17)
+        t.add_column("small -> large", no_wrap=True, overflow="ellipsis", max_width=29)
+        t.add_column("acc S", justify="right", no_wrap=True, min_width=5)
+        t.add_column("acc L", justify="right", no_wrap=True, min_width=5)
+        for c in cols:
+            t.add_column(_HEADERS.get(c, c), justify="right", no_wrap=True, min_width=6 if c == "confidence" else 5)
+        for r in run.pairs:
+            s, l = r.models
+            best = max((r.methods[c].auc for c in cols if c in r.methods and c != "oracle"), default=np.nan)
+            cells = []
+            for c in cols:
+                if c not in r.methods:
+                    cells.append("")
+                    continue
+                a = r.methods[c].auc
+                txt = f"{100 * a:.2f}" + ("*" if c == "confidence" and r.beats_baselines("streaming") else "")
+                cells.append(f"[bold]{txt}[/bold]" if c != "oracle" and a >= best else txt)
+            t.add_row(r.task, f"{_short(s)} -> {_short(l)}", f"{r.model_accuracy[s]:.3f}",
+                      f"{r.model_accuracy[l]:.3f}", *cells)
+        console.print(t)
+    if run.chains:
+        t = Table(title="n-tier chains (offline per-stage shares searched on train)", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+        t.add_column("task", no_wrap=True)
+        t.add_column("chain", overflow="fold", max_width=40)
+        t.add_column("acc last", justify="right")
+        for c in ("chain@offline", "two-tier@offline", "oracle"):
+            t.add_column(c, justify="right")
+        for r in run.chains:
+            t.add_row(r.task, " -> ".join(_short(m) for m in r.models), f"{r.model_accuracy[r.models[-1]]:.3f}",
+                      *(f"{r.methods[c].auc:.4f}" for c in ("chain@offline", "two-tier@offline", "oracle")))
+        console.print(t)
+    s = run.summary()
+    if run.pairs:
+        console.print(f"confidence cascade beats every baseline ({', '.join(run.meta['protocol']['baselines'])}) on "
+                      f"{s['confidence_beats_every_baseline_streaming']}/{s['pairs']} pairs (streaming), "
+                      f"{s['confidence_beats_every_baseline_offline']}/{s['pairs']} (offline thresholds)")
+        console.print("mean AUC: " + ", ".join(f"{m} {v:.4f}" for m, v in s["mean_auc"].items()))
+
+
+def plot_cascade(r: "CascadeResult", path: Path) -> None:
+    """Accuracy against the per-query budget for every method of one pair or chain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=110)
+    for name, m in r.methods.items():
+        style = dict(color="black", ls="--") if name == "oracle" else {}
+        ax.plot(r.budgets * 1000, m.accuracy, lw=1.5, label=f"{name} (AUC {m.auc:.4f})", **style)
+    for model in r.models:
+        ax.axhline(r.model_accuracy[model], color="0.6", lw=0.8, ls=":")
+        ax.annotate(_short(model), (r.budgets[0] * 1000, r.model_accuracy[model]), fontsize=7, color="0.4",
+                    xytext=(2, 2), textcoords="offset points")
+    ax.set_xlabel("budget (USD per 1,000 queries)")
+    ax.set_ylabel("accuracy (test, mean of stream orders)")
+    ax.set_title(f"{r.task}: {' -> '.join(_short(m) for m in r.models)}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_cascade_summary(run: "CascadeRun", path: Path) -> None:
+    """Confidence-cascade AUC against the best baseline's, one point per pair (above the line: it wins)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=110)
+    xs = np.array([r.best_baseline("streaming")[1] for r in run.pairs])
+    ys = np.array([r.methods["confidence"].auc for r in run.pairs])
+    ax.scatter(xs, ys, s=14)
+    lo, hi = float(min(xs.min(), ys.min())), float(max(xs.max(), ys.max()))
+    ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8)
+    ax.set_xlabel("best baseline AUC (frugal, hybrid, random)")
+    ax.set_ylabel("confidence cascade AUC")
+    ax.set_title(f"{int((ys > xs).sum())}/{len(ys)} pairs above the diagonal", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_cascade_plots(run: "CascadeRun", out: Path) -> list[Path]:
+    """``curves/<task>__<models>.png`` per pair and chain, plus ``summary.png`` when confidence ran on pairs."""
+    (out / "curves").mkdir(parents=True, exist_ok=True)
+    paths = []
+    for r in [*run.pairs, *run.chains]:
+        p = out / "curves" / f"{_safe(r.task)}__{_safe('--'.join(_short(m) for m in r.models))}.png"
+        plot_cascade(r, p)
+        paths.append(p)
+    if run.pairs and all("confidence" in r.methods for r in run.pairs):
+        p = out / "summary.png"
+        plot_cascade_summary(run, p)
         paths.append(p)
     return paths

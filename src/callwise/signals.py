@@ -203,7 +203,7 @@ class RecordedConfidence(Signal):
             raise SignalError("the data records no confidence column; give a 'confidence' per outcome or use "
                               "another signal")
         c = np.asarray(confidence, dtype=float)
-        bad = ~np.isfinite(c)
+        bad = np.isnan(c)  # -inf is a real value: the log of a zero probability, the least confident
         if bad.any():
             names = np.asarray(_ids(ids, len(c)), dtype=object)[bad][:3].tolist()
             raise SignalError(f"{int(bad.sum())} answer(s) have no recorded confidence, e.g. queries {names}")

@@ -47,17 +47,17 @@ def escalation_share(budget: float | np.ndarray, small_cost: float, large_cost: 
     """Share of queries a per-query ``budget`` lets go to the large model, clipped to [0, 1].
 
     Cascade (S always called): p = (b − c_S) / c_L. Routing (one call): p = (b − c_S) / (c_L − c_S).
+    When escalating costs nothing (c_L = 0, or for routing c_L <= c_S) the share is 1: take L always.
     """
     c_s, c_l = float(small_cost), float(large_cost)
     if not (np.isfinite(c_s) and np.isfinite(c_l)) or c_s < 0 or c_l < 0:
         raise ThresholdError(f"model costs must be finite and >= 0, got c_S={small_cost!r}, c_L={large_cost!r}")
     denom = c_l - c_s if routing else c_l
-    if denom <= 0:
-        what = "costlier than the small one" if routing else "a positive cost"
-        raise ThresholdError(f"the large model needs {what} to spend a budget on it (c_S={c_s:g}, c_L={c_l:g})")
     b = np.asarray(budget, dtype=float)
     if not np.isfinite(b).all():
         raise ThresholdError("budgets must be finite numbers of dollars per query")
+    if denom <= 0:
+        return np.ones_like(b)
     return np.clip((b - c_s) / denom, 0.0, 1.0)
 
 
@@ -65,9 +65,9 @@ def _check_scores(scores: np.ndarray, what: str) -> np.ndarray:
     s = np.asarray(scores, dtype=float)
     if s.ndim != 1:
         raise ThresholdError(f"{what} must be a 1-D array of confidences, got shape {s.shape}")
-    bad = ~np.isfinite(s)
+    bad = np.isnan(s)  # ±inf are ordered (a log-probability of 0 is -inf): only NaN has no place
     if bad.any():
-        raise ThresholdError(f"{what} contain {int(bad.sum())} non-finite value(s) (at positions "
+        raise ThresholdError(f"{what} contain {int(bad.sum())} NaN value(s) (at positions "
                              f"{np.flatnonzero(bad)[:3].tolist()}); every query needs a confidence")
     return s
 
@@ -185,8 +185,8 @@ class StreamingThreshold:
         The caller reports the escalation's real cost afterwards with :meth:`charge`, if it differs
         from ``extra_cost`` (the estimate the guard checked).
         """
-        if not np.isfinite(score):
-            raise ThresholdError(f"query {self.seen + 1} of the stream has no finite confidence ({score!r})")
+        if np.isnan(score):
+            raise ThresholdError(f"query {self.seen + 1} of the stream has no confidence (NaN)")
         score = float(score)
         bisect.insort(self._seen, score)
         self._spent += float(first_cost)

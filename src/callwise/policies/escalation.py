@@ -154,9 +154,6 @@ class Escalation(Policy):
                               f"${self.cost_[k]:.3g}) costs more than the next, {models[k + 1]!r} "
                               f"(${self.cost_[k + 1]:.3g}); order the models by cost")
         self.costs_ = CostModel.fit(self.cost_model, view.prompts, cost, None, models, None)
-        if self.routing and not self.cost_[1] > self.cost_[0]:
-            raise PolicyError(f"{self.name}: {models[1]!r} (mean ${self.cost_[1]:.3g}) is not dearer than "
-                              f"{models[0]!r} (mean ${self.cost_[0]:.3g}); a router spends its budget on the dearer model")
         scores = np.asarray(self._fit_scores(view), dtype=float).reshape(len(view.prompt_ids), len(models) - 1)
         try:
             self.reference_ = [QuantileThreshold.calibrate(scores[:, k]).reference for k in range(scores.shape[1])]
