@@ -233,9 +233,10 @@ class Escalation(Policy):
         first = self._call(backend, models[0], queries)
         cost, quality = first.cost.astype(float).copy(), first.quality.astype(float).copy()
         answers = np.array(first.answers, dtype=object) if first.answers is not None else None
-        calls = np.zeros((n, len(models)), dtype=np.int64)
-        calls[:, 0] = 1
-        chosen = np.zeros(n, dtype=np.int64)
+        col = [backend.models.index(m) for m in models]  # decisions are over every backend model
+        calls = np.zeros((n, len(backend.models)), dtype=np.int64)
+        calls[:, col[0]] = 1
+        chosen = np.full(n, col[0], dtype=np.int64)
         at, stage_calls = np.arange(n), first
         for k in range(len(models) - 1):
             if len(at) == 0:
@@ -250,10 +251,9 @@ class Escalation(Policy):
             quality[at] = stage_calls.quality
             if answers is not None and stage_calls.answers is not None:
                 answers[at] = stage_calls.answers
-            calls[at, k + 1] = 1
-            chosen[at] = k + 1
-        all_models = tuple(models)
-        return Decisions(queries.ids, all_models, calls, cost, quality, chosen, answers, None)
+            calls[at, col[k + 1]] = 1
+            chosen[at] = col[k + 1]
+        return Decisions(queries.ids, tuple(backend.models), calls, cost, quality, chosen, answers, None)
 
     def _call(self, backend: Backend, model: str, queries: Queries) -> Calls:
         return backend.call(model, queries)
@@ -264,7 +264,8 @@ class Escalation(Policy):
         expected = self.costs_.predict(queries.prompts)
         slack = float(self.budget) * len(queries) - expected[:, 0].sum()  # type: ignore[arg-type]
         esc = guard(cand[None, :], np.maximum(expected[:, 1] - expected[:, 0], 0.0), np.array([slack]))[0]
-        return single_call_decisions(queries, backend, esc.astype(np.int64), tuple(self.models_))
+        col = [backend.models.index(m) for m in self.models_]
+        return single_call_decisions(queries, backend, np.where(esc, col[1], col[0]))
 
     # -- policy files ------------------------------------------------------------------------------------
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -308,9 +309,9 @@ class ConfidenceCascade(Escalation):
     name = "confidence-cascade"
 
     def __init__(self, models: Sequence[str] | None = None, budget: float | None = None, mode: str = "offline",
-                 warmup: int = 20, seed: int = 0, signal: str = "recorded",
+                 warmup: int = 20, seed: int = 0, cost_model: str = "length", signal: str = "recorded",
                  signal_options: dict[str, Any] | None = None, samples: int = 1) -> None:
-        super().__init__(models, budget, mode, warmup, seed)
+        super().__init__(models, budget, mode, warmup, seed, cost_model)
         self.signal = signal
         self.signal_options = dict(signal_options or {})
         self.samples = samples
