@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{len(plan)} pair(s) timed, {repeat} run(s) each")
 
     # ---- 1. preparation -----------------------------------------------------------------------
-    print(f"\n[1] preparation (not in the evaluation goal): fit the 4 scored policies per pair as evaluate_pair "
+    print("\n[1] preparation (not in the evaluation goal): fit the 4 scored policies per pair as evaluate_pair "
           "does, test scores, shares")
     prepared: list[PairInputs] = []
     by_task_split = {t: (train.for_task(t), test.for_task(t)) for t in tasks}
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
                 chain_results.append(res)
     if chains:
         cmed = np.median(chain_times, axis=0)
-        print(f"\n  n-tier chains (evaluate_chain: 3 simulate calls + AUC; fit and share search are preparation)")
+        print("\n  n-tier chains (evaluate_chain: 3 simulate calls + AUC; fit and share search are preparation)")
         print(f"  {'task':20s} {'models':>6s} {'eval':>9s} {'fit':>9s} {'share search':>13s}")
         for ch, t in zip(chains, cmed):
             print(f"  {ch.task:20s} {len(ch.models):6d} {fmt_s(float(t)):>9s} {fmt_s(ch.fit_s):>9s} "

@@ -562,8 +562,11 @@ def _parse_value(kind: str, name: str, raw: str, default: Any) -> Any:
 
 def _exact_components(x: Any, k: int) -> np.ndarray:
     """Top-k right singular vectors of sparse ``x`` (n x d) via the n x n Gram matrix, signs fixed."""
+    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+
     gram = np.asarray((x @ x.T).todense(), dtype=np.float64)
-    vals, vecs = np.linalg.eigh(gram)
+    with threadpool_limits(1):  # small dense problem: BLAS threads only contend (10x slower on 2 busy cores)
+        vals, vecs = np.linalg.eigh(gram)
     top = np.argsort(vals)[::-1][:k]
     s = np.sqrt(np.maximum(vals[top], 0.0))
     keep = s > 1e-10 * max(float(s[0]) if len(s) else 0.0, 1e-300)

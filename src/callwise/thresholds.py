@@ -34,8 +34,8 @@ from .errors import CallwiseError
 #: Relative tolerance of the guard's comparison, so a budget equal to a spend admits it despite
 #: rounding in sums of dollar amounts.
 _GUARD_RTOL = 1e-9
-#: Queries per block when counting running ranks (bounds memory at block x N booleans).
-_BLOCK = 2048
+#: Queries per block when counting running ranks (pairwise within a block, binary search before it).
+_BLOCK = 256
 
 
 class ThresholdError(CallwiseError, ValueError):
@@ -107,20 +107,26 @@ def running_positions(scores: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Each query's position among the confidences seen so far on a stream (itself included).
 
     Query i (0-based) counts the queries 0..i: (#strictly below + u_i·#equal incl. itself) / (i+1).
-    Counted in blocks of pairwise comparisons: O(N²) work, vectorised, O(block·N) memory.
+    Vectorised in blocks: a block counts the queries before it by binary search in their sorted
+    scores and the queries inside it by pairwise comparison — O(N²/B·log N + N·B) work, no
+    per-query Python loop.
     """
     s = _check_scores(scores, "confidences")
     u = np.asarray(u, dtype=float)
     n = len(s)
-    out = np.empty(n)
+    below = np.empty(n)
+    equal = np.empty(n)
+    earlier = np.empty(0)
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
-        rows = s[start:stop, None]
-        seen = np.arange(n)[None, :] <= np.arange(start, stop)[:, None]
-        below = ((s[None, :] < rows) & seen).sum(axis=1)
-        equal = ((s[None, :] == rows) & seen).sum(axis=1)
-        out[start:stop] = (below + u[start:stop] * equal) / np.arange(start + 1, stop + 1)
-    return out
+        block = s[start:stop]
+        lo = np.searchsorted(earlier, block, side="left")
+        hi = np.searchsorted(earlier, block, side="right")
+        tri = np.tri(stop - start, dtype=bool)  # tri[i, j]: j <= i, i.e. j came no later than i
+        below[start:stop] = lo + ((block[None, :] < block[:, None]) & tri).sum(axis=1)
+        equal[start:stop] = (hi - lo) + ((block[None, :] == block[:, None]) & tri).sum(axis=1)
+        earlier = np.sort(np.concatenate([earlier, block]), kind="stable")
+    return (below + u * equal) / np.arange(1, n + 1)
 
 
 def candidates(positions: np.ndarray, shares: np.ndarray, warmup: int = 0) -> np.ndarray:
