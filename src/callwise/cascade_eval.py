@@ -37,7 +37,7 @@ from .errors import PolicyError
 from .frontier import aiq, ndch
 from .hashing import query_uniforms
 from .outcomes import OutcomeTable
-from .policies.escalation import ConfidenceCascade, Escalation, tie_uniforms
+from .policies.escalation import SAME_PRICE, ConfidenceCascade, Escalation, tie_uniforms
 from .policies.learned_escalation import FrugalCascade, TwoTierRouter
 from .thresholds import (
     QuantileThreshold,
@@ -308,17 +308,28 @@ def evaluate_chain(train: OutcomeTable, test: OutcomeTable, models: Sequence[str
 
 
 def chain_by_cost(train: OutcomeTable) -> list[str]:
-    """The training models by mean cost, cheapest first; equal costs put the less accurate first."""
+    """The training models by mean cost, cheapest first; models of the same price, the less accurate first.
+
+    Two models of one price (llama3.2-1b and -3b, say) differ in mean cost only by token counts,
+    so costs within :data:`SAME_PRICE` of the cheapest of a group count as equal, and a cascade
+    puts the weaker one first.
+    """
     v = train.dense()
     cost, quality = np.nanmean(v.cost[:, :, 0], axis=0), np.nanmean(v.quality[:, :, 0], axis=0)
-    return [v.models[j] for j in np.lexsort((quality, cost))]
+    order = list(np.argsort(cost, kind="stable"))
+    chain: list[int] = []
+    while order:
+        group = [j for j in order if cost[j] <= cost[order[0]] * (1 + SAME_PRICE)]
+        chain += sorted(group, key=lambda j: (quality[j], cost[j]))
+        order = [j for j in order if j not in group]
+    return [v.models[j] for j in chain]
 
 
 def pairs_by_cost(train: OutcomeTable) -> list[tuple[str, str]]:
     """Every (small, large) pair of the training models, the small one first in :func:`chain_by_cost`.
 
     Models of the same price (llama3.2-1b and -3b, say) still make a pair: the less accurate one
-    is the small one, as in its chain.
+    is the small one, as in its chain (so a "small" model can cost a little more than its "large").
     """
     chain = chain_by_cost(train)
     return [(chain[i], chain[j]) for i in range(len(chain)) for j in range(i + 1, len(chain))]
@@ -374,11 +385,13 @@ def run_cascades(train: OutcomeTable, test: OutcomeTable, *, pairs: Sequence[tup
     from . import __version__
 
     meta = {"callwise_version": __version__, "protocol": {
-        "budgets": n_budgets, "budget_range": "mean test cost of the first model to the sum of the models' mean test costs",
+        "budgets": n_budgets,
+        "budget_range": "mean test cost of the first model to the sum of the models' mean test costs",
         "orders": n_orders, "score": "area under accuracy-vs-budget / budget range (AUC); AIQ over the same range",
         "streaming": f"running quantile over the test stream, no escalation in the first {warmup} queries",
         "offline": "quantiles of training scores (out-of-fold for learned scores)",
-        "guard": "escalations in stream order while their recorded cost fits in budget x N; stop at the first that does not",
+        "guard": ("escalations in stream order while their recorded cost fits in budget x N; "
+                  "stop at the first that does not"),
         "baselines": list(BASELINES)},
         "signal": signal, "seed": seed, "split": split_info or {},
         "data": {k: v for k, v in train.meta.items() if k != "dropped_prompts"}}
@@ -406,7 +419,8 @@ def plan_cascades(train: OutcomeTable, test: OutcomeTable, *, pairs: Sequence[tu
         small, large = pair
         if small == large:
             raise PolicyError(f"--small and --large are the same model {small!r}")
-        hit = [t for t in test_tasks if {small, large} <= set(train.models(t)) and {small, large} <= set(test.models(t))]
+        hit = [t for t in test_tasks
+               if {small, large} <= set(train.models(t)) and {small, large} <= set(test.models(t))]
         if not hit:
             raise PolicyError(f"no task has outcomes of both {small!r} and {large!r}; models are "
                               f"{ {t: train.models(t) for t in test_tasks} }")

@@ -167,7 +167,8 @@ class StreamingThreshold:
         if warmup < 0:
             raise ThresholdError(f"warm-up must be >= 0 queries, got {warmup!r}")
         if budget_total is not None and (horizon is None or horizon < 1):
-            raise ThresholdError("a budget guard needs the stream's length (horizon >= 1) to reserve for queries to come")
+            raise ThresholdError("a budget guard needs the stream's length (horizon >= 1) to reserve for the "
+                                 "queries to come")
         self.share = float(share)
         self.warmup = int(warmup)
         self.budget_total = budget_total

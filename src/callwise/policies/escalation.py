@@ -47,6 +47,9 @@ from .fixed import train_cheapest_and_best
 from .router import CostModel
 
 MODES = ("offline", "streaming")
+#: Mean costs within this relative distance count as one price (they differ by token counts only):
+#: a chain may list such models in either order, and ``callwise cascade`` puts the weaker first.
+SAME_PRICE = 0.10
 #: Budgets ``sweep()`` traces, evenly from the first model's cost to the whole chain's.
 SWEEP_POINTS = 21
 
@@ -147,12 +150,13 @@ class Escalation(Policy):
                               f"{int(gaps.sum())} prompts lack one, e.g. {view.prompt_ids[gaps][:3].tolist()}")
         self.models_ = models
         self.cost_ = cost.mean(axis=0)
-        dearer = np.flatnonzero(np.diff(self.cost_) < 0)
+        dearer = np.flatnonzero(self.cost_[:-1] > self.cost_[1:] * (1 + SAME_PRICE))
         if len(dearer) and not self.routing:
             k = int(dearer[0])
             raise PolicyError(f"{self.name} calls its chain cheapest first, but {models[k]!r} (mean "
                               f"${self.cost_[k]:.3g}) costs more than the next, {models[k + 1]!r} "
-                              f"(${self.cost_[k + 1]:.3g}); order the models by cost")
+                              f"(${self.cost_[k + 1]:.3g}); order the models by cost (models within "
+                              f"{SAME_PRICE:.0%} count as one price)")
         self.costs_ = CostModel.fit(self.cost_model, view.prompts, cost, None, models, None)
         scores = np.asarray(self._fit_scores(view), dtype=float).reshape(len(view.prompt_ids), len(models) - 1)
         try:
