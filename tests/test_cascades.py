@@ -356,3 +356,46 @@ def test_real_rational_cascades_pair_meets_the_protocol_checks(shared_data):
     # the self-rated confidence of gpt-4o-mini is informative on TriviaQA
     assert r.methods["confidence"].auc > r.methods["random"].auc
     assert r.methods["oracle"].auc > r.methods["confidence"].auc
+
+
+def test_margin_signal_reads_the_payloads_the_backend_returns(constant_split):
+    """A backend that returns OpenAI-style logprobs: the cascade escalates the answers with small margins."""
+    from callwise.backends.base import Calls
+
+    train, test = constant_split
+    replay = Replay(test)
+
+    def payload(p_top: float) -> dict:
+        return {"content": [{"token": "A", "logprob": float(np.log(p_top)),
+                             "top_logprobs": [{"token": "A", "logprob": float(np.log(p_top))},
+                                              {"token": "B", "logprob": float(np.log(1 - p_top))}]}]}
+
+    class WithLogprobs:
+        models = replay.models
+
+        def call(self, model, queries, sample=0):
+            got = replay.call(model, queries, sample)
+            p_top = np.where(got.quality > 0, 0.95, 0.55)  # right answers are surer
+            return Calls(got.model, got.quality, got.cost, got.answers, got.latency, got.confidence,
+                         [payload(p) for p in p_top])
+
+    f = train.frame.copy()
+    from callwise.signals import margin
+
+    # recorded margins for calibration, as the live payloads give them
+    f["confidence"] = np.where(f["quality"] > 0, margin(payload(0.95)), margin(payload(0.55)))
+    cal = OutcomeTable(f, train.meta)
+    v = test.dense(["small", "large"])
+    c_s, c_l = v.cost[0, 0, 0], v.cost[0, 1, 0]
+    wrong = v.quality[:, 0, 0] == 0
+    share = float((train.dense(["small"]).quality[:, 0, 0] == 0).mean())  # = the low-margin share of calibration
+    p = ConfidenceCascade(["small", "large"], signal="margin", budget=float(c_s + share * c_l)).fit(cal)
+    d = p.decide(replay.queries(), WithLogprobs())
+    escalated = d.calls[:, d.models.index("large")] == 1
+    assert not (escalated & ~wrong).any()  # never a confident (right) answer
+    assert abs(int(escalated.sum()) - min(int(wrong.sum()), int(share * len(wrong)))) <= 1
+    with pytest.raises(PolicyError, match="needs logprob payloads"):
+        p.decide(replay.queries(), replay)
+    bare = OutcomeTable(train.frame.drop(columns=["confidence"]), train.meta)
+    with pytest.raises(PolicyError, match="margins recorded in the training data's 'confidence' column"):
+        ConfidenceCascade(["small", "large"], signal="margin").fit(bare)

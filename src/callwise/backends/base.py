@@ -8,7 +8,7 @@ backend of a later release answers through real providers with the same interfac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -33,6 +33,8 @@ class Calls:
     """What one model returned for a batch of queries, one sample per query.
 
     ``quality`` is known offline (recorded) and NaN live until scored; ``cost`` is in US dollars.
+    ``logprobs`` holds each answer's logprob payload as the provider returned it (for the margin
+    signal), where the backend has them.
     """
 
     model: str
@@ -41,6 +43,7 @@ class Calls:
     answers: np.ndarray | None = None
     latency: np.ndarray | None = None
     confidence: np.ndarray | None = None
+    logprobs: list[Any] | None = None
 
 
 @runtime_checkable

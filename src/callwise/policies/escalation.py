@@ -305,7 +305,9 @@ class ConfidenceCascade(Escalation):
     Extra settings: ``signal`` (``recorded``: the data's confidence column, e.g. an answer
     log-probability; ``margin``: the first-token top-1 − top-2 margin from logprob payloads;
     ``agreement``: the majority share of ``samples`` samples) and ``signal_options`` (for margin:
-    ``space``, ``labels``, ``fallback``). With ``samples`` > 1 each stage calls its model that many
+    ``space``, ``labels``, ``fallback``). The margin is computed from the logprob payloads the
+    backend returns with each call; its calibration reads margins recorded in the training data's
+    ``confidence`` column (outcome tables hold no payloads). With ``samples`` > 1 each stage calls its model that many
     times, pays for every call, and answers with the first sample; the others only vote on how
     sure the model is.
     """
@@ -332,10 +334,10 @@ class ConfidenceCascade(Escalation):
             raise PolicyError(f"{self.name}: the agreement signal needs samples >= 2, got {self.samples}")
 
     def _scores(self, confidence: np.ndarray | None, answers: np.ndarray | None, ids: np.ndarray,
-                model: str) -> np.ndarray:
+                model: str, logprobs: list[Any] | None = None) -> np.ndarray:
         try:
-            return make_signal(self.signal, **self.signal_options).scores(confidence=confidence, answers=answers,
-                                                                          ids=ids)
+            return make_signal(self.signal, **self.signal_options).scores(
+                confidence=confidence, logprobs=logprobs, answers=answers, ids=ids)
         except SignalError as e:
             raise PolicyError(f"{self.name}, model {model!r}: {e}") from None
 
@@ -343,6 +345,13 @@ class ConfidenceCascade(Escalation):
         cols = []
         for k, model in enumerate(view.models[:-1]):
             conf = None if view.confidence is None else view.confidence[:, k, 0]
+            if self.signal == "margin":
+                # outcome tables hold no logprob payloads: calibrate on margins recorded as confidence
+                if conf is None:
+                    raise PolicyError(f"{self.name}: the margin signal is calibrated on margins recorded in the "
+                                      "training data's 'confidence' column, and it has none")
+                cols.append(make_signal("recorded").scores(confidence=conf, ids=view.prompt_ids))
+                continue
             answers = None if view.answers is None else view.answers[:, k, :self.samples]
             cols.append(self._scores(conf, answers, view.prompt_ids, model))
         return np.stack(cols, axis=1)
@@ -356,11 +365,11 @@ class ConfidenceCascade(Escalation):
         if first.answers is not None and all(c.answers is not None for c in more):
             answers = np.stack([first.answers, *[c.answers for c in more]], axis=1)  # type: ignore[list-item]
         cost = first.cost + sum(c.cost for c in more)
-        return Calls(model, first.quality, cost, answers, first.latency, first.confidence)
+        return Calls(model, first.quality, cost, answers, first.latency, first.confidence, first.logprobs)
 
     def _stage_scores(self, k: int, queries: Queries, calls: Calls | None) -> np.ndarray:
         assert calls is not None
-        return self._scores(calls.confidence, calls.answers, queries.ids, calls.model)
+        return self._scores(calls.confidence, calls.answers, queries.ids, calls.model, calls.logprobs)
 
     @classmethod
     def default(cls, train: OutcomeTable) -> ConfidenceCascade | None:
