@@ -399,3 +399,25 @@ def test_margin_signal_reads_the_payloads_the_backend_returns(constant_split):
     bare = OutcomeTable(train.frame.drop(columns=["confidence"]), train.meta)
     with pytest.raises(PolicyError, match="margins recorded in the training data's 'confidence' column"):
         ConfidenceCascade(["small", "large"], signal="margin").fit(bare)
+
+
+def test_agreement_signal_samples_the_small_model_and_pays_for_every_sample():
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(80):
+        for m, cost in (("s", 1.0), ("l", 5.0)):
+            for k in range(3):
+                right = rng.random() < (0.5 if m == "s" else 0.9)
+                rows.append({"prompt_id": f"q{i}", "task": "t", "prompt": f"q {i}", "model": m, "sample": k,
+                             "quality": float(right), "answer": "yes" if right else f"no{rng.integers(3)}",
+                             "cost": cost, "split": "train" if i % 2 else "test"})
+    train, test, _ = split_outcomes(OutcomeTable.from_frame(pd.DataFrame(rows)))
+    p = ConfidenceCascade(["s", "l"], signal="agreement", samples=3, budget=3 + 0.5 * 5.0).fit(train)
+    rep = Replay(test)
+    d = p.decide(rep.queries(), rep)
+    s, l = d.models.index("s"), d.models.index("l")
+    assert (d.calls[:, s] == 3).all()  # three samples of the small model for every query
+    assert set(np.unique(d.calls[:, l])) == {0, 1}  # the last model answers once: its confidence decides nothing
+    assert d.cost.sum() <= (3 + 0.5 * 5.0) * len(d) + 1e-9
+    np.testing.assert_allclose(d.cost, np.where(d.calls[:, l] == 1, 8.0, 3.0))
+    assert p.budget_range() == (3.0, 8.0)

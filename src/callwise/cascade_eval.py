@@ -197,7 +197,8 @@ def _test_scores(policy: Escalation, replay: Replay) -> np.ndarray:
     """Stage-0 scores of a fitted two-tier policy on every test query (S called through the replay)."""
     queries = replay.queries()
     assert policy.models_ is not None
-    calls = None if policy.routing else policy._call(replay, policy.models_[0], queries)
+    per = policy._stage_calls(2)
+    calls = None if policy.routing else policy._call(replay, policy.models_[0], queries, int(per[0]))
     return policy._stage_scores(0, queries, calls)
 
 
@@ -224,8 +225,10 @@ def evaluate_pair(train: OutcomeTable, test: OutcomeTable, small: str, large: st
                         {m: float(q[:, j].mean()) for j, m in enumerate((small, large))},
                         {m: float(c[:, j].mean()) for j, m in enumerate((small, large))}, budgets)
     wanted = set(methods)
+    # the agreement signal samples S as often as the data recorded it, and the cascade pays for each
+    samples = v.quality.shape[2] if signal == "agreement" else 1
     builders: dict[str, Callable[[], Escalation]] = {
-        "confidence": lambda: ConfidenceCascade([small, large], signal=signal, seed=seed),
+        "confidence": lambda: ConfidenceCascade([small, large], signal=signal, seed=seed, samples=samples),
         "frugal": lambda: FrugalCascade([small, large], seed=seed, features=features),
         "hybrid": lambda: TwoTierRouter([small, large], seed=seed, features=features, target="not-worse"),
         "router": lambda: TwoTierRouter([small, large], seed=seed, features=features, target="adequate"),
@@ -238,15 +241,16 @@ def evaluate_pair(train: OutcomeTable, test: OutcomeTable, small: str, large: st
         scores = _test_scores(policy, replay)
         shares = policy.shares(budgets)
         u = tie_uniforms(v.prompt_ids, small, seed)
+        c_pol = c * policy._stage_calls(2)[None, :]
         for mode in modes:
             label = name if mode == "streaming" else f"{name}@offline"
             if mode == "streaming":
-                sim = simulate(q, c, shares, budgets, orders, stream_scores=scores, u=u, routing=policy.routing,
+                sim = simulate(q, c_pol, shares, budgets, orders, stream_scores=scores, u=u, routing=policy.routing,
                                warmup=warmup)
             else:
                 assert policy.reference_ is not None
                 pos = QuantileThreshold(policy.reference_[0]).positions(scores, u)
-                sim = simulate(q, c, shares, budgets, orders, positions=pos, routing=policy.routing)
+                sim = simulate(q, c_pol, shares, budgets, orders, positions=pos, routing=policy.routing)
             res.methods[label] = _result(label, budgets, sim, lo, hi)
     if "random" in wanted or "oracle" in wanted:
         mean_s, mean_l = float(train.dense([small, large]).cost[:, 0, 0].mean()), float(

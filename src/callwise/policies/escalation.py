@@ -149,6 +149,7 @@ class Escalation(Policy):
             raise PolicyError(f"{self.name} needs every chain model's outcome on every training prompt; "
                               f"{int(gaps.sum())} prompts lack one, e.g. {view.prompt_ids[gaps][:3].tolist()}")
         self.models_ = models
+        cost = cost * self._stage_calls(len(models))[None, :]
         self.cost_ = cost.mean(axis=0)
         dearer = np.flatnonzero(self.cost_[:-1] > self.cost_[1:] * (1 + SAME_PRICE))
         if len(dearer) and not self.routing:
@@ -233,13 +234,14 @@ class Escalation(Policy):
             return self._decide_routing(queries, backend, float(shares[0]))
         total = float(self.budget) * n
         assert self.costs_ is not None
+        per = self._stage_calls(len(models))
         expected = self.costs_.predict(queries.prompts)
-        first = self._call(backend, models[0], queries)
+        first = self._call(backend, models[0], queries, int(per[0]))
         cost, quality = first.cost.astype(float).copy(), first.quality.astype(float).copy()
-        answers = np.array(first.answers, dtype=object) if first.answers is not None else None
+        answers = _first_sample(first.answers)
         col = [backend.models.index(m) for m in models]  # decisions are over every backend model
         calls = np.zeros((n, len(backend.models)), dtype=np.int64)
-        calls[:, col[0]] = 1
+        calls[:, col[0]] = per[0]
         chosen = np.full(n, col[0], dtype=np.int64)
         at, stage_calls = np.arange(n), first
         for k in range(len(models) - 1):
@@ -250,17 +252,22 @@ class Escalation(Policy):
             at = at[esc]
             if len(at) == 0:
                 break
-            stage_calls = self._call(backend, models[k + 1], queries.take(at))
+            stage_calls = self._call(backend, models[k + 1], queries.take(at), int(per[k + 1]))
             cost[at] += stage_calls.cost
             quality[at] = stage_calls.quality
             if answers is not None and stage_calls.answers is not None:
-                answers[at] = stage_calls.answers
-            calls[at, col[k + 1]] = 1
+                answers[at] = _first_sample(stage_calls.answers)
+            calls[at, col[k + 1]] = per[k + 1]
             chosen[at] = col[k + 1]
         return Decisions(queries.ids, tuple(backend.models), calls, cost, quality, chosen, answers, None)
 
-    def _call(self, backend: Backend, model: str, queries: Queries) -> Calls:
+    def _call(self, backend: Backend, model: str, queries: Queries, n_calls: int = 1) -> Calls:
+        """Call ``model`` ``n_calls`` times per query (one Calls: the first answer, the summed cost)."""
         return backend.call(model, queries)
+
+    def _stage_calls(self, n_models: int) -> np.ndarray:
+        """Calls per query to each stage's model (costs, budgets and the guard count them all)."""
+        return np.ones(n_models, dtype=np.int64)
 
     def _decide_routing(self, queries: Queries, backend: Backend, share: float) -> Decisions:
         assert self.models_ is not None and self.costs_ is not None
@@ -292,6 +299,14 @@ class Escalation(Policy):
         self.reference_ = [np.asarray(arrays[f"reference/{k}"]) for k in range(len(self.models_) - 1)]
         self.calibration_ = {k: np.asarray(arrays[f"calibration/{k}"]) for k in ("positions", "quality", "cost")}
         return self
+
+
+def _first_sample(answers: np.ndarray | None) -> np.ndarray | None:
+    """The answer returned: the first sample's when a stage was sampled several times (queries x samples)."""
+    if answers is None:
+        return None
+    a = np.array(answers, dtype=object)
+    return a[:, 0] if a.ndim == 2 else a
 
 
 def _has_confidence(train: OutcomeTable) -> bool:
@@ -356,16 +371,20 @@ class ConfidenceCascade(Escalation):
             cols.append(self._scores(conf, answers, view.prompt_ids, model))
         return np.stack(cols, axis=1)
 
-    def _call(self, backend: Backend, model: str, queries: Queries) -> Calls:
+    def _call(self, backend: Backend, model: str, queries: Queries, n_calls: int = 1) -> Calls:
         first = backend.call(model, queries)
-        if self.samples == 1:
+        if n_calls == 1:
             return first
-        more = [backend.call(model, queries, sample=s) for s in range(1, self.samples)]
+        more = [backend.call(model, queries, sample=s) for s in range(1, n_calls)]
         answers = None
         if first.answers is not None and all(c.answers is not None for c in more):
             answers = np.stack([first.answers, *[c.answers for c in more]], axis=1)  # type: ignore[list-item]
         cost = first.cost + sum(c.cost for c in more)
         return Calls(model, first.quality, cost, answers, first.latency, first.confidence, first.logprobs)
+
+    def _stage_calls(self, n_models: int) -> np.ndarray:
+        """``samples`` calls to every model whose confidence decides; one to the last."""
+        return np.r_[np.full(n_models - 1, int(self.samples)), 1].astype(np.int64)
 
     def _stage_scores(self, k: int, queries: Queries, calls: Calls | None) -> np.ndarray:
         assert calls is not None
