@@ -421,3 +421,13 @@ def test_agreement_signal_samples_the_small_model_and_pays_for_every_sample():
     assert d.cost.sum() <= (3 + 0.5 * 5.0) * len(d) + 1e-9
     np.testing.assert_allclose(d.cost, np.where(d.calls[:, l] == 1, 8.0, 3.0))
     assert p.budget_range() == (3.0, 8.0)
+
+
+def test_fit_command_fits_and_saves_a_confidence_cascade(data_file, tmp_path):
+    pol = tmp_path / "cascade.json"
+    r = runner.invoke(app, ["fit", str(data_file), "--policy", "confidence-cascade", "--task", "a",
+                            "--param", 'models=["small", "large"]', "--budget", "0.01", "--save", str(pol)])
+    assert r.exit_code == 0, r.output
+    assert "policy confidence-cascade fitted" in r.output
+    back = load_policy(pol)
+    assert back.budget == 0.01 and back.models_ == ("small", "large")

@@ -74,7 +74,7 @@ class Escalation(Policy):
       (per-model linear in the prompt's length, fitted on training costs) or ``mean``.
 
     Fitted state: ``models_``, ``cost_`` (mean training cost per model), ``reference_`` (sorted
-    calibration scores per decision stage) and ``calibration_`` (positions, quality and cost of
+    calibration scores per decision stage) and ``calibration_data_`` (positions, quality and cost of
     the calibration queries, for the n-tier share search).
     """
 
@@ -86,7 +86,7 @@ class Escalation(Policy):
     cost_: np.ndarray | None = None
     costs_: CostModel | None = None
     reference_: list[np.ndarray] | None = None
-    calibration_: dict[str, np.ndarray] | None = None
+    calibration_data_: dict[str, np.ndarray] | None = None
 
     def __init__(self, models: Sequence[str] | None = None, budget: float | None = None, mode: str = "offline",
                  warmup: int = 20, seed: int = 0, cost_model: str = "length") -> None:
@@ -166,7 +166,7 @@ class Escalation(Policy):
             raise PolicyError(f"{self.name} calibration: {e}") from None
         positions = np.stack([QuantileThreshold(self.reference_[k]).positions(
             scores[:, k], tie_uniforms(view.prompt_ids, models[k], self.seed)) for k in range(scores.shape[1])], axis=1)
-        self.calibration_ = {"positions": positions, "quality": quality, "cost": cost}
+        self.calibration_data_ = {"positions": positions, "quality": quality, "cost": cost}
         return self
 
     # -- budget -> shares ----------------------------------------------------------------------------
@@ -180,14 +180,14 @@ class Escalation(Policy):
     def shares(self, budget: float | np.ndarray) -> np.ndarray:
         """Escalation share of each decision stage at each budget: (len(budgets) x K−1)."""
         self._require_fitted()
-        assert self.cost_ is not None and self.calibration_ is not None
+        assert self.cost_ is not None and self.calibration_data_ is not None
         b = np.atleast_1d(np.asarray(budget, dtype=float))
         if len(self.cost_) == 2:
             try:
                 return escalation_share(b, self.cost_[0], self.cost_[1], routing=self.routing)[:, None]
             except ThresholdError as e:
                 raise PolicyError(f"{self.name}: {e}") from None
-        cal = self.calibration_
+        cal = self.calibration_data_
         return search_chain_shares(cal["positions"], cal["quality"], cal["cost"], b)
 
     def sweep(self) -> list[Policy]:
@@ -281,9 +281,9 @@ class Escalation(Policy):
     # -- policy files ------------------------------------------------------------------------------------
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._require_fitted()
-        assert self.reference_ is not None and self.calibration_ is not None and self.cost_ is not None
+        assert self.reference_ is not None and self.calibration_data_ is not None and self.cost_ is not None
         arrays = {f"reference/{k}": r for k, r in enumerate(self.reference_)}
-        arrays.update({f"calibration/{k}": v for k, v in self.calibration_.items()})
+        arrays.update({f"calibration/{k}": v for k, v in self.calibration_data_.items()})
         arrays["cost"] = self.cost_
         assert self.costs_ is not None
         arrays["cost_model"] = self.costs_.coef
@@ -297,7 +297,7 @@ class Escalation(Policy):
         self.cost_ = np.asarray(arrays["cost"], dtype=float)
         self.costs_ = CostModel(self.cost_model, arrays["cost_model"])
         self.reference_ = [np.asarray(arrays[f"reference/{k}"]) for k in range(len(self.models_) - 1)]
-        self.calibration_ = {k: np.asarray(arrays[f"calibration/{k}"]) for k in ("positions", "quality", "cost")}
+        self.calibration_data_ = {k: np.asarray(arrays[f"calibration/{k}"]) for k in ("positions", "quality", "cost")}
         return self
 
 
