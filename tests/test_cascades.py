@@ -431,3 +431,15 @@ def test_fit_command_fits_and_saves_a_confidence_cascade(data_file, tmp_path):
     assert "policy confidence-cascade fitted" in r.output
     back = load_policy(pol)
     assert back.budget == 0.01 and back.models_ == ("small", "large")
+
+
+def test_per_query_shares_add_up_to_the_auc_and_give_a_difference_interval(split):
+    train, test = split
+    r = evaluate_pair(train, test, "small", "large", methods=("confidence", "frugal", "hybrid", "random"), warmup=5)
+    for m in r.methods.values():
+        assert m.per_query.mean() == pytest.approx(m.auc)
+    d, lo, hi = r.difference_ci("streaming")
+    best = r.best_baseline("streaming")[1]
+    assert d == pytest.approx(r.methods["confidence"].auc - best)
+    assert lo <= d <= hi and hi - lo < 0.2
+    assert r.difference_ci("offline") is None  # no offline baselines were run

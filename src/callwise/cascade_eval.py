@@ -34,7 +34,7 @@ import numpy as np
 
 from .backends.replay import Replay
 from .errors import PolicyError
-from .frontier import aiq, ndch
+from .frontier import aiq, mean_ci, ndch
 from .hashing import query_uniforms
 from .outcomes import OutcomeTable
 from .policies.escalation import SAME_PRICE, ConfidenceCascade, Escalation, tie_uniforms
@@ -60,6 +60,7 @@ class Simulation:
     accuracy: np.ndarray
     cost: np.ndarray
     max_spend_ratio: float  # largest (spend / (budget·N)) over budgets and orders: <= 1 means within budget
+    per_query: np.ndarray  # each query's quality averaged over budgets (AUC weights) and orders: AUC = its mean
 
 
 def stream_orders(n: int, n_orders: int, seed: int) -> np.ndarray:
@@ -88,6 +89,8 @@ def simulate(quality: np.ndarray, cost: np.ndarray, shares: np.ndarray, budgets:
     if routing and k_models != 2:
         raise PolicyError("routing simulation is for two models")
     acc = np.zeros(len(budgets))
+    per_query = np.zeros(n)
+    weights = _auc_weights(budgets)
     spent_mean = np.zeros(len(budgets))
     ratio = 0.0
     total = budgets * n
@@ -114,20 +117,30 @@ def simulate(quality: np.ndarray, cost: np.ndarray, shares: np.ndarray, budgets:
             slack, spent = slack - np.maximum(step, 0.0), spent + step
             stage[esc] = k + 1
             reached = esc
-        acc += qp[np.arange(n)[None, :], stage].mean(axis=1)
+        got = qp[np.arange(n)[None, :], stage]
+        acc += got.mean(axis=1)
+        per_query[perm] += weights @ got
         spent_mean += spent / n
         ratio = max(ratio, float(np.max(spent / np.where(total > 0, total, np.inf))))
     r = max(len(orders), 1)
-    return Simulation(acc / r, spent_mean / r, ratio)
+    return Simulation(acc / r, spent_mean / r, ratio, per_query / r)
+
+
+def _auc_weights(budgets: np.ndarray) -> np.ndarray:
+    """Trapezoid weights over the budgets, summing to 1: AUC = weights @ accuracy."""
+    b = np.asarray(budgets, float)
+    if len(b) < 2 or b[-1] <= b[0]:
+        return np.full(len(b), 1.0 / max(len(b), 1))
+    d = np.diff(b)
+    w = np.zeros(len(b))
+    w[:-1] += d / 2
+    w[1:] += d / 2
+    return w / w.sum()
 
 
 def auc(budgets: np.ndarray, accuracy: np.ndarray) -> float:
     """Area under accuracy-vs-budget divided by the budget range (trapezoids)."""
-    b, a = np.asarray(budgets, float), np.asarray(accuracy, float)
-    span = b[-1] - b[0]
-    if span <= 0:
-        return float(a.mean())
-    return float(np.sum((b[1:] - b[:-1]) * (a[1:] + a[:-1]) / 2.0) / span)
+    return float(_auc_weights(budgets) @ np.asarray(accuracy, float))
 
 
 @dataclass
@@ -138,6 +151,7 @@ class MethodResult:
     accuracy: np.ndarray
     cost: np.ndarray
     max_spend_ratio: float
+    per_query: np.ndarray  # not written to results.json (one value per test query)
 
     def to_dict(self) -> dict[str, Any]:
         return {"auc": self.auc, "aiq": self.aiq, "max_spend_ratio": self.max_spend_ratio,
@@ -174,6 +188,22 @@ class CascadeResult:
         _, best = self.best_baseline(mode)
         return bool(self.methods[name].auc > best) if np.isfinite(best) else None
 
+    def difference_ci(self, mode: str = "streaming", *, n_boot: int = 1000, seed: int = 0,
+                      level: float = 0.95) -> tuple[float, float, float] | None:
+        """AUC of the confidence cascade minus the best baseline's, with a paired bootstrap interval.
+
+        Resamples test queries with each query's decisions held fixed (a query's quality averaged
+        over budgets and orders is its share of the AUC): it measures how much the test sample
+        alone could move the difference, not how thresholds would change with other training data.
+        """
+        name = "confidence" if mode == "streaming" else "confidence@offline"
+        best, _ = self.best_baseline(mode)
+        if name not in self.methods or best not in self.methods:
+            return None
+        d = self.methods[name].per_query - self.methods[best].per_query
+        lo, hi = mean_ci(d, n_boot=n_boot, seed=seed, level=level)
+        return float(d.mean()), float(lo), float(hi)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "task": self.task, "kind": self.kind, "models": list(self.models), "n_train": self.n_train,
@@ -184,13 +214,16 @@ class CascadeResult:
                 name, best = self.best_baseline(mode)
                 out[f"best_baseline_{mode}"] = {"method": name, "auc": best}
                 out[f"confidence_beats_baselines_{mode}"] = self.beats_baselines(mode)
+                ci = self.difference_ci(mode)
+                out[f"confidence_minus_best_baseline_{mode}"] = (
+                    None if ci is None else {"auc_difference": ci[0], "ci95": [ci[1], ci[2]]})
         return out
 
 
 def _result(name: str, budgets: np.ndarray, sim: Simulation, lo: float, hi: float) -> MethodResult:
     curve = ndch(sim.cost, sim.accuracy)
     return MethodResult(name, auc(budgets, sim.accuracy), aiq(curve, lo, hi), sim.accuracy, sim.cost,
-                        sim.max_spend_ratio)
+                        sim.max_spend_ratio, sim.per_query)
 
 
 def _test_scores(policy: Escalation, replay: Replay) -> np.ndarray:
@@ -352,6 +385,9 @@ class CascadeRun:
         for mode in ("streaming", "offline"):
             got = [r.beats_baselines(mode) for r in self.pairs]
             out[f"confidence_beats_every_baseline_{mode}"] = int(sum(1 for g in got if g))
+            cis = [ci for ci in (r.difference_ci(mode) for r in self.pairs) if ci is not None]
+            out[f"confidence_ci_above_best_baseline_{mode}"] = int(sum(1 for ci in cis if ci[1] > 0))
+            out[f"confidence_ci_below_best_baseline_{mode}"] = int(sum(1 for ci in cis if ci[2] < 0))
         names = sorted({m for r in self.pairs for m in r.methods}, key=lambda m: METHODS.index(m))
         out["mean_auc"] = {m: float(np.mean([r.methods[m].auc for r in self.pairs if m in r.methods])) for m in names}
         out["wins_by_method"] = {m: int(sum(1 for r in self.pairs if m in r.methods and r.methods[m].auc >= max(

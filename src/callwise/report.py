@@ -231,6 +231,11 @@ def print_cascade_tables(run: "CascadeRun", console: "Console") -> None:
         console.print(f"confidence cascade beats every baseline ({', '.join(run.meta['protocol']['baselines'])}) on "
                       f"{s['confidence_beats_every_baseline_streaming']}/{s['pairs']} pairs (streaming), "
                       f"{s['confidence_beats_every_baseline_offline']}/{s['pairs']} (offline thresholds)")
+        console.print("with the 95% paired-bootstrap interval of the AUC difference to the best baseline above / "
+                      f"below 0: {s['confidence_ci_above_best_baseline_streaming']} / "
+                      f"{s['confidence_ci_below_best_baseline_streaming']} pairs (streaming), "
+                      f"{s['confidence_ci_above_best_baseline_offline']} / "
+                      f"{s['confidence_ci_below_best_baseline_offline']} (offline)")
         console.print("mean AUC: " + ", ".join(f"{m} {v:.4f}" for m, v in s["mean_auc"].items()))
 
 
