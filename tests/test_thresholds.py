@@ -99,6 +99,8 @@ def test_streaming_object_matches_the_vectorised_rule_and_keeps_the_budget(share
     assert not got[:10].any()
     assert live.spent <= budget * n + 1e-9
     assert live.spent == pytest.approx(n * c_s + got.sum() * c_l)
+    live.charge(-0.5)  # the escalations cost less than estimated
+    assert live.spent == pytest.approx(n * c_s + got.sum() * c_l - 0.5)
 
 
 def test_streaming_object_errors():

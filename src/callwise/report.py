@@ -169,20 +169,6 @@ def _short(model: str) -> str:
     return model.split("/")[-1]
 
 
-def cascade_rows(run: "CascadeRun") -> list[dict[str, object]]:
-    """One flat row per pair (for the table and docs): task, models, accuracies, AUC per method."""
-    rows = []
-    for r in run.pairs:
-        s, l = r.models
-        row: dict[str, object] = {"task": r.task, "small": s, "large": l, "acc_small": r.model_accuracy[s],
-                                  "acc_large": r.model_accuracy[l]}
-        row.update({m: r.methods[m].auc for m in _PAIR_COLUMNS if m in r.methods})
-        row["beats"] = r.beats_baselines("streaming")
-        row["beats_offline"] = r.beats_baselines("offline")
-        rows.append(row)
-    return rows
-
-
 def print_cascade_tables(run: "CascadeRun", console: "Console") -> None:
     """The pairs table (AUC per method, best non-oracle bold) and the chains table, then the summary."""
     from rich import box

@@ -97,11 +97,6 @@ class QuantileThreshold:
         hi = np.searchsorted(self.reference, s, side="right")
         return (lo + np.asarray(u, dtype=float) * (hi - lo)) / len(self.reference)
 
-    def value(self, share: float) -> float:
-        """The confidence cut for ``share`` (queries strictly below it escalate), for display."""
-        k = int(np.clip(np.floor(share * len(self.reference)), 0, len(self.reference) - 1))
-        return float(self.reference[k])
-
 
 def running_positions(scores: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Each query's position among the confidences seen so far on a stream (itself included).
