@@ -16,15 +16,15 @@ outcomes and show the cost–quality trade-off honestly. The public API:
 __version__ = "0.1.0"
 
 from .backends import Queries, Replay  # noqa: E402
+from .bench import bench, split_outcomes  # noqa: E402
 from .errors import CallwiseError, DataError, FormatError, PolicyError  # noqa: E402
+from .fitting import fit_policy  # noqa: E402
 from .io import detect_format, load, write_parquet  # noqa: E402
 from .outcomes import DenseView, OutcomeTable  # noqa: E402
 from .policies import Decisions, Oracle, Policy, RandomMix, SingleModel, make, register, registry  # noqa: E402
-from .prices import PriceTable  # noqa: E402
-from .bench import bench, split_outcomes  # noqa: E402
-from .sample import load_sample  # noqa: E402
-from .fitting import fit_policy  # noqa: E402
 from .policy_io import load_policy, save_policy  # noqa: E402
+from .prices import PriceTable  # noqa: E402
+from .sample import load_sample  # noqa: E402
 
 __all__ = [
     "CallwiseError", "DataError", "Decisions", "DenseView", "FormatError", "Oracle", "OutcomeTable", "Policy",

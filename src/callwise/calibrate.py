@@ -19,8 +19,8 @@ mean cost, or a target above the best reachable quality, says what is reachable.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 import zlib
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np

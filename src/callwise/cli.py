@@ -5,6 +5,11 @@
 - ``callwise bench [DATA]``            -> :func:`callwise.split_outcomes` + :func:`callwise.bench`
 - ``callwise fit DATA --policy P --save F.json`` -> :func:`callwise.fit_policy` + :func:`callwise.save_policy`
 - ``callwise route F.json PROMPT...``   -> :func:`callwise.load_policy` + ``policy.route(prompts)``
+- ``callwise run F.json PROMPTS.jsonl --out O.parquet`` -> :func:`callwise.runs.run_policy` on a :class:`~callwise.backends.live.Live` backend
+- ``callwise collect M1,M2 PROMPTS.jsonl --out O.parquet`` -> :func:`callwise.runs.collect`
+- ``callwise serve F.json ...``         -> :class:`callwise.serve.PolicyServer` (FastAPI + uvicorn)
+- ``callwise replay-server DATA``       -> :func:`callwise.replay_server.build_replay_app`
+- ``callwise cache stats|clear``        -> :class:`callwise.backends.cache.ResponseCache`
 
 Any :class:`~callwise.errors.CallwiseError` becomes one ``error:`` line on stderr and exit code 2;
 nothing is written when an error occurs.
@@ -376,6 +381,280 @@ def _finite(o: Any) -> Any:
     if isinstance(o, (float, np.floating)):
         return float(o) if math.isfinite(o) else None
     return o
+
+
+# -- live: run, collect, serve, replay-server, cache -----------------------------------------------------
+
+ApiBaseOpt = typer.Option(None, "--api-base", help="Every model behind this OpenAI-compatible base URL (key from $CALLWISE_UPSTREAM_API_KEY)")
+EndpointsOpt = typer.Option(None, "--endpoints", help="YAML mapping each model to its provider, key variable, limits and fallback")
+LivePricesOpt = typer.Option(None, "--prices", help="Price overrides (YAML/JSON, USD per 1M tokens) over LiteLLM's price map")
+ProviderCostOpt = typer.Option(False, "--provider-costs", help="Take every call's cost from the provider's usage.cost (no price needed)")
+CacheOpt = typer.Option(None, "--cache", help="Response cache file (default: $CALLWISE_CACHE_DIR/responses.sqlite or ~/.cache/callwise)")
+NoCacheOpt = typer.Option(False, "--no-cache", help="Do not read or write the response cache")
+TransportOpt = typer.Option("litellm", "--transport", help="litellm (any provider) | http (lean client, OpenAI-compatible --api-base only)")
+ConcurrencyOpt = typer.Option(32, "--concurrency", help="Concurrent requests per model (with --api-base)")
+TimeoutOpt = typer.Option(60.0, "--timeout", help="Seconds per request (with --api-base)")
+RetriesOpt = typer.Option(3, "--retries", help="Retries on retryable errors (with --api-base)")
+
+
+def _live(models: List[str], api_base: Optional[str], endpoints: Optional[Path], prices: Optional[Path],
+          provider_costs: bool, cache: Optional[Path], no_cache: bool, transport: str = "litellm",
+          concurrency: int = 32, timeout: float = 60.0, retries: int = 3) -> Any:
+    """The live backend the options describe (endpoints cover ``models``)."""
+    from .backends.cache import ResponseCache
+    from .backends.costs import LivePrices
+    from .backends.live import Live, endpoints_for_base, load_endpoints
+
+    if (api_base is None) == (endpoints is None):
+        raise DataError("give the upstream: --api-base URL (every model behind one OpenAI-compatible server) or "
+                        "--endpoints FILE (each model's provider)")
+    if api_base is not None:
+        eps = endpoints_for_base(models, api_base, transport=transport, max_concurrency=concurrency, timeout=timeout,
+                                 max_retries=retries)
+    else:
+        eps = load_endpoints(endpoints)  # type: ignore[arg-type]
+        missing = [m for m in models if m not in eps]
+        if missing:
+            raise DataError(f"model(s) {missing} are not in the endpoints file; it has {sorted(eps)}", file=str(endpoints),
+                            column="models")
+    rc = None if no_cache else ResponseCache(cache)
+    return Live(eps, cache=rc, prices=LivePrices(prices, provider_only=provider_costs))
+
+
+def _progress(total: int, what: str) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
+
+
+def _write_run(result: Any, out: Path, console: Any) -> None:
+    from .io import write_parquet
+
+    write_parquet(result.outcomes, out)
+    summary_path = out.with_suffix(".summary.json")
+    summary_path.write_text(json.dumps(_finite({**result.summary, "prices": result.outcomes.meta.get("prices")}),
+                                       indent=1, default=json_default, allow_nan=False))
+    for k, v in result.summary.items():
+        console.print(f"  {k}: {v}")
+    console.print(f"wrote {out} ({len(result.outcomes)} outcome rows) and {summary_path.name}")
+
+
+@app.command()
+def run(
+    policy_file: Path = typer.Argument(..., help="A fitted policy (.json from callwise fit)"),
+    prompts_file: Path = typer.Argument(..., help="Prompts, JSON Lines: {id, prompt | messages, task, reference}"),
+    out: Path = typer.Option(..., "--out", help="Outcome table to write (.parquet): every call the policy made"),
+    grade: Optional[str] = typer.Option(None, "--grade", help="Grade answers against 'reference': exact | contains | number | choice"),
+    complete: bool = typer.Option(False, "--complete", help="Also call the models the policy skipped, so bench reads the table"),
+    api_base: Optional[str] = ApiBaseOpt, endpoints: Optional[Path] = EndpointsOpt, prices: Optional[Path] = LivePricesOpt,
+    provider_costs: bool = ProviderCostOpt, cache: Optional[Path] = CacheOpt, no_cache: bool = NoCacheOpt,
+    transport: str = TransportOpt, concurrency: int = ConcurrencyOpt, timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+) -> None:
+    """Run a fitted policy on live models over PROMPTS; resumable (finished calls are cached)."""
+    from .policies.base import policy_models
+    from .policy_io import load_policy
+    from .prompts import load_prompts
+    from .runs import run_policy
+
+    console = _console()
+    try:
+        if out.suffix.lower() != ".parquet":
+            raise DataError("the outcome table must end in .parquet", file=str(out))
+        policy = load_policy(policy_file)
+        prompts = load_prompts(prompts_file)
+        backend = _live(policy_models(policy), api_base, endpoints, prices, provider_costs, cache, no_cache, transport,
+                        concurrency, timeout, retries)
+        try:
+            with _progress(len(prompts), f"running {policy.name}") as bar:
+                task = bar.add_task("run", total=len(prompts))
+                result = run_policy(policy, prompts, backend, grader=grade, complete=complete,
+                                    progress=lambda n: bar.advance(task, n))
+        finally:
+            backend.close()
+        _write_run(result, out, console)
+    except CallwiseError as e:
+        _fail(e)
+
+
+@app.command()
+def collect(
+    models: str = typer.Argument(..., help="Comma-separated models to record"),
+    prompts_file: Path = typer.Argument(..., help="Prompts, JSON Lines: {id, prompt | messages, task, reference}"),
+    out: Path = typer.Option(..., "--out", help="Outcome table to write (.parquet)"),
+    samples: int = typer.Option(1, "--samples", help="Samples per model and prompt"),
+    logprobs: bool = typer.Option(False, "--logprobs", help="Ask for logprobs; the answer's log-probability becomes 'confidence'"),
+    grade: Optional[str] = typer.Option(None, "--grade", help="Grade answers against 'reference': exact | contains | number | choice"),
+    api_base: Optional[str] = ApiBaseOpt, endpoints: Optional[Path] = EndpointsOpt, prices: Optional[Path] = LivePricesOpt,
+    provider_costs: bool = ProviderCostOpt, cache: Optional[Path] = CacheOpt, no_cache: bool = NoCacheOpt,
+    transport: str = TransportOpt, concurrency: int = ConcurrencyOpt, timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+) -> None:
+    """Record the outcomes of several models (and samples) on PROMPTS: a training set for callwise fit."""
+    from .prompts import load_prompts
+    from .runs import collect as collect_outcomes
+
+    console = _console()
+    try:
+        if out.suffix.lower() != ".parquet":
+            raise DataError("the outcome table must end in .parquet", file=str(out))
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        if not names:
+            raise DataError("give at least one model (comma-separated)", column="models")
+        prompts = load_prompts(prompts_file)
+        backend = _live(names, api_base, endpoints, prices, provider_costs, cache, no_cache, transport, concurrency,
+                        timeout, retries)
+        try:
+            with _progress(len(prompts) * len(names) * samples, "collecting") as bar:
+                task = bar.add_task("collect", total=len(prompts) * len(names) * samples)
+                result = collect_outcomes(names, prompts, backend, samples=samples, grader=grade, logprobs=logprobs,
+                                          progress=lambda n: bar.advance(task, n))
+        finally:
+            backend.close()
+        _write_run(result, out, console)
+    except CallwiseError as e:
+        _fail(e)
+
+
+@app.command()
+def serve(
+    policy_files: List[Path] = typer.Argument(..., help="Fitted policies (.json); each is served as callwise/<file stem>"),
+    host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8000, "--port"),
+    api_key: Optional[List[str]] = typer.Option(None, "--api-key", help="Require this bearer key (repeatable)"),
+    keys: Optional[Path] = typer.Option(None, "--keys", help="YAML of keys and daily budgets: keys: {KEY: {budget: 5.0}}"),
+    key_budget: Optional[float] = typer.Option(None, "--key-budget", help="Dollars per UTC day for each --api-key"),
+    soft: float = typer.Option(0.5, "--budget-soft", help="Share of a key's daily budget after which its policy gets cheaper"),
+    api_base: Optional[str] = ApiBaseOpt, endpoints: Optional[Path] = EndpointsOpt, prices: Optional[Path] = LivePricesOpt,
+    provider_costs: bool = ProviderCostOpt, cache: Optional[Path] = CacheOpt, no_cache: bool = NoCacheOpt,
+    transport: str = TransportOpt, concurrency: int = ConcurrencyOpt, timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+) -> None:
+    """Serve fitted policies as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models, /health)."""
+    from . import serve as srv
+
+    try:
+        app_ = build_server(policy_files, api_key, keys, key_budget, soft, api_base, endpoints, prices, provider_costs,
+                            cache, no_cache, transport, concurrency, timeout, retries).app()
+    except CallwiseError as e:
+        _fail(e)
+    typer.echo(f"serving {[srv.PREFIX + p.stem for p in policy_files]} on http://{host}:{port}/v1", err=True)
+    srv.serve(app_, host, port)
+
+
+def build_server(policy_files: List[Path], api_key: Optional[List[str]], keys: Optional[Path], key_budget: Optional[float],
+                 soft: float, api_base: Optional[str], endpoints: Optional[Path], prices: Optional[Path],
+                 provider_costs: bool, cache: Optional[Path], no_cache: bool, transport: str = "litellm",
+                 concurrency: int = 32, timeout: float = 60.0, retries: int = 3) -> Any:
+    """The :class:`~callwise.serve.PolicyServer` that ``callwise serve`` runs (also for tests and benchmarks)."""
+    from .policies.base import policy_models
+    from .serve import KeyBudgets, PolicyServer, load_policies
+
+    if keys is not None and api_key:
+        raise DataError("give keys with --api-key or --keys, not both")
+    if key_budget is not None and not api_key:
+        raise DataError("--key-budget needs --api-key (the keys it applies to)")
+    kb = KeyBudgets.load(keys, soft=soft) if keys is not None else KeyBudgets(
+        {k: key_budget for k in (api_key or [])}, soft=soft)
+    policies = load_policies(policy_files)
+    models = sorted({m for p in policies.values() for m in policy_models(p)})
+    backend = _live(models, api_base, endpoints, prices, provider_costs, cache, no_cache, transport, concurrency,
+                    timeout, retries)
+    return PolicyServer(policies, backend, keys=kb)
+
+
+@app.command("replay-server")
+def replay_server(
+    data: Path = typer.Argument(..., help="Recorded outcomes (file or folder) to answer from"),
+    host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8100, "--port"),
+    latency_ms: Optional[List[str]] = typer.Option(None, "--latency-ms", help="Added latency: MS for all models, or MODEL=MS (repeatable)"),
+    jitter_ms: float = typer.Option(0.0, "--jitter-ms", help="Uniform extra latency in [0, JITTER]"),
+    fail_rate: Optional[List[str]] = typer.Option(None, "--fail-rate", help="Share of requests that fail: RATE, or MODEL=RATE (repeatable)"),
+    fail_status: int = typer.Option(500, "--fail-status", help="HTTP status of injected failures"),
+    confidence_as: str = typer.Option("logprob", "--confidence-as", help="The table's confidence is a 'logprob' or a 'margin'"),
+    no_cost: bool = typer.Option(False, "--no-cost", help="Do not report the recorded cost in usage.cost"),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="Require this bearer key"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the injected failures"),
+    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
+) -> None:
+    """Serve recorded outcomes as an OpenAI-compatible endpoint (for tests, demos and fault drills)."""
+    from .replay_server import build_replay_app
+    from .serve import serve as run_app
+
+    try:
+        table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
+        app_ = build_replay_app(table, latency_ms=_per_model(latency_ms, "--latency-ms", 0.0), jitter_ms=jitter_ms,
+                                fail_rate=_per_model(fail_rate, "--fail-rate", 0.0), fail_status=fail_status, seed=seed,
+                                report_cost=not no_cost, confidence_as=confidence_as, api_key=api_key)
+    except CallwiseError as e:
+        _fail(e)
+    typer.echo(f"replaying {data} on http://{host}:{port}/v1", err=True)
+    run_app(app_, host, port)
+
+
+def _per_model(items: Optional[List[str]], flag: str, default: float) -> Any:
+    """``X`` (every model) or ``MODEL=X`` items as a float or a per-model dict."""
+    if not items:
+        return default
+    per: dict[str, float] = {}
+    glob: float | None = None
+    for it in items:
+        name, eq, val = it.rpartition("=")
+        try:
+            x = float(val)
+        except ValueError:
+            raise DataError(f"{flag} expects a number or MODEL=NUMBER, got {it!r}") from None
+        if eq:
+            per[name] = x
+        else:
+            glob = x
+    if per and glob is not None:
+        raise DataError(f"{flag}: give one number for all models or MODEL=NUMBER items, not both")
+    return per if per else glob
+
+
+cache_app = typer.Typer(no_args_is_help=True, help="The response cache of live calls: stats and clear.")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("stats")
+def cache_stats(path: Optional[Path] = CacheOpt, as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
+    """Entries, size and the dollars re-runs save, per model."""
+    from .backends.cache import ResponseCache, default_cache_path
+
+    try:
+        p = path or default_cache_path()
+        if not p.exists():
+            raise DataError("no response cache here yet", file=str(p))
+        with ResponseCache(p, readonly=True) as rc:
+            st = rc.stats()
+    except CallwiseError as e:
+        _fail(e)
+    if as_json:
+        typer.echo(json.dumps(st, indent=1, default=json_default))
+        return
+    typer.echo(f"{st['path']}: {st['entries']} responses, {st['size_bytes'] / 1e6:.2f} MB, "
+               f"oldest {st['oldest']}, newest {st['newest']}")
+    for m, v in st["models"].items():
+        typer.echo(f"  {m}: {v['entries']} responses, ${v['cost']:.4f} recorded cost")
+
+
+@cache_app.command("clear")
+def cache_clear(path: Optional[Path] = CacheOpt,
+                model: Optional[str] = typer.Option(None, "--model", help="Only this model's responses"),
+                older_than_days: Optional[float] = typer.Option(None, "--older-than-days", help="Only responses older than this"),
+                yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation")) -> None:
+    """Remove cached responses (all, or one model's, or old ones)."""
+    from .backends.cache import ResponseCache, default_cache_path
+
+    try:
+        p = path or default_cache_path()
+        if not p.exists():
+            raise DataError("no response cache here", file=str(p))
+        if not yes and not typer.confirm(f"remove cached responses from {p}?"):
+            raise typer.Exit(code=1)
+        with ResponseCache(p) as rc:
+            n = rc.clear(model=model, older_than_days=older_than_days)
+    except CallwiseError as e:
+        _fail(e)
+    typer.echo(f"removed {n} responses from {p}")
 
 
 def main() -> None:

@@ -130,13 +130,15 @@ class OutcomeTable:
         quality_range: tuple[float, float] = (0.0, 1.0),
         drop_incomplete: bool = False,
         meta: Mapping[str, Any] | None = None,
+        partial: bool = False,
     ) -> "OutcomeTable":
         """Validate a canonical frame and build the table.
 
         ``quality_range`` declares the range of the input's quality values; values are checked
         against it and rescaled linearly to [0, 1]. ``drop_incomplete`` drops prompts that lack an
         outcome for some model of their task instead of raising (the dropped prompts are listed in
-        ``meta['dropped_prompts']``).
+        ``meta['dropped_prompts']``). ``partial=True`` skips that completeness check altogether (a
+        live run's log of the calls a policy made; ``meta['partial']`` says so).
         """
         prov = provenance or Provenance(file=(meta or {}).get("source"))
         meta = dict(meta or {})
@@ -150,7 +152,10 @@ class OutcomeTable:
             meta["quality_range"] = [lo, hi]
         df, kept = _dedupe(df, prov)
         prov = prov.take(kept) if kept is not None else prov
-        df, dropped = _check_complete(df, prov, drop_incomplete)
+        if partial:
+            dropped, meta["partial"] = [], True
+        else:
+            df, dropped = _check_complete(df, prov, drop_incomplete)
         if dropped:
             meta["dropped_prompts"] = dropped
         _check_prompt_consistency(df, prov)

@@ -24,6 +24,8 @@ import numpy as np
 
 from .errors import DataError
 
+#: Keys of one model's prices in a price table (USD per 1M tokens; ``per_call`` in USD per call).
+PRICE_KEYS = ("input", "output", "per_call", "cached_input", "reasoning")
 #: Characters per token used to estimate token counts from text (OpenAI's rule of thumb for English).
 CHARS_PER_TOKEN = 4.0
 
@@ -36,9 +38,14 @@ def estimate_tokens(texts: Any) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ModelPrice:
+    """USD per 1M input / output tokens and per call; cached-input and reasoning-output prices
+    where they differ from the plain ones (None: charged at the plain price)."""
+
     input_per_1m: float = 0.0
     output_per_1m: float = 0.0
     per_call: float = 0.0
+    cached_input_per_1m: float | None = None
+    reasoning_per_1m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -77,18 +84,23 @@ class PriceTable:
             if not isinstance(p, dict):
                 raise DataError(f"prices of model {name!r} must be a mapping with input/output/per_call",
                                 file=file, column=f"models.{name}")
-            unknown = set(p) - {"input", "output", "per_call"}
+            unknown = set(p) - set(PRICE_KEYS)
             if unknown or not p:
-                raise DataError(f"model {name!r}: expected keys input, output (USD per 1M tokens) and/or per_call "
-                                f"(USD), got {sorted(p)}", file=file, column=f"models.{name}")
-            vals = {}
-            for k in ("input", "output", "per_call"):
-                v = p.get(k, 0.0)
+                raise DataError(f"model {name!r}: expected keys input, output (USD per 1M tokens), per_call (USD) "
+                                f"and optionally cached_input, reasoning (USD per 1M tokens), got {sorted(p)}",
+                                file=file, column=f"models.{name}")
+            vals: dict[str, float | None] = {}
+            for k in PRICE_KEYS:
+                v = p.get(k, None if k in ("cached_input", "reasoning") else 0.0)
+                if v is None:
+                    vals[k] = None
+                    continue
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
                     raise DataError(f"model {name!r}: {k} price must be a finite number >= 0, got {v!r}",
                                     file=file, column=f"models.{name}.{k}")
                 vals[k] = float(v)
-            models[str(name)] = ModelPrice(vals["input"], vals["output"], vals["per_call"])
+            models[str(name)] = ModelPrice(vals["input"], vals["output"], vals["per_call"],  # type: ignore[arg-type]
+                                           vals["cached_input"], vals["reasoning"])
         aot = data.get("assumed_output_tokens")
         if aot is not None and (isinstance(aot, bool) or not isinstance(aot, int) or aot < 0):
             raise DataError(f"assumed_output_tokens must be a non-negative integer, got {aot!r}", file=file,

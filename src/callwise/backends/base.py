@@ -15,17 +15,26 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Queries:
-    """A batch of queries: ids, prompt texts and tasks, as aligned 1-D arrays."""
+    """A batch of queries: ids, prompt texts and tasks, as aligned 1-D arrays.
+
+    Live traffic may carry more: ``messages`` (object array, one OpenAI-style message list per
+    query: a whole conversation, whose rendering is ``prompts``) and ``params`` (object array of
+    per-query generation settings such as ``temperature`` or ``max_tokens``). Offline backends
+    ignore both; the live backend sends them.
+    """
 
     ids: np.ndarray
     prompts: np.ndarray
     tasks: np.ndarray
+    messages: np.ndarray | None = None
+    params: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def take(self, idx: np.ndarray) -> "Queries":
-        return Queries(self.ids[idx], self.prompts[idx], self.tasks[idx])
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        return Queries(self.ids[idx], self.prompts[idx], self.tasks[idx], pick(self.messages), pick(self.params))
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class Calls:
     latency: np.ndarray | None = None
     confidence: np.ndarray | None = None
     logprobs: list[Any] | None = None
+    responses: list[Any] | None = None  # live backends: each query's full response (model, usage, cache hit...)
 
 
 @runtime_checkable

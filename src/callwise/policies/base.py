@@ -121,6 +121,24 @@ class Policy(ABC):
             setattr(new, k, v)
         return new
 
+    def at_knob(self, value: float) -> "Policy":
+        """A copy with the knob set to ``value``: what a server serves as ``callwise/NAME@VALUE``."""
+        if self.knob is None:
+            raise PolicyError(f"{self.name} has no knob to set (got @{value})")
+        return self.with_params(**{self.knob: value})
+
+    def cheaper(self, pressure: float) -> "Policy":
+        """A copy that spends less: ``pressure`` 0 is this setting, 1 the cheapest its knob reaches.
+
+        A server moves a key's policy this way as its daily budget runs low. Policies without a
+        cheaper setting return themselves.
+        """
+        return self
+
+    def needs_logprobs(self) -> bool:
+        """Whether live calls must return log-probabilities (a confidence signal reads them)."""
+        return False
+
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Fitted state for a policy file: (JSON-able dict, named arrays). See :mod:`callwise.policy_io`.
 
@@ -178,3 +196,11 @@ def make(name: str, **params: Any) -> Policy:
     """Build a registered policy by name with its settings."""
     return get_policy(name)(**params)
 
+
+def policy_models(policy: Policy) -> list[str]:
+    """The models a (fitted) policy may call: what a live backend needs endpoints for."""
+    models = getattr(policy, "models_", None) or getattr(policy, "chain_", None)
+    if models is None:
+        one = getattr(policy, "model", None)
+        models = [one] if isinstance(one, str) else (getattr(policy, "models", None) or [])
+    return [str(m) for m in models]

@@ -34,6 +34,7 @@ from ..hashing import query_uniforms
 from ..outcomes import DenseView, OutcomeTable
 from ..signals import SignalError, make_signal
 from ..thresholds import (
+    BudgetLedger,
     QuantileThreshold,
     ThresholdError,
     candidates,
@@ -232,7 +233,8 @@ class Escalation(Policy):
         n = len(queries)
         if self.routing:
             return self._decide_routing(queries, backend, float(shares[0]))
-        total = float(self.budget) * n
+        ledger = getattr(self, "_ledger", None)
+        total = float(self.budget) * n if ledger is None else ledger.allowance(n, float(self.budget))
         assert self.costs_ is not None
         per = self._stage_calls(len(models))
         expected = self.costs_.predict(queries.prompts)
@@ -259,7 +261,29 @@ class Escalation(Policy):
                 answers[at] = _first_sample(stage_calls.answers)
             calls[at, col[k + 1]] = per[k + 1]
             chosen[at] = col[k + 1]
+        if ledger is not None:
+            ledger.record(n, float(self.budget), float(cost.sum()))
         return Decisions(queries.ids, tuple(backend.models), calls, cost, quality, chosen, answers, None)
+
+    def with_ledger(self, ledger: BudgetLedger | None) -> Escalation:
+        """A copy that keeps its budget across batches in ``ledger`` (a server's stream of one-query batches).
+
+        The offline thresholds serve as they are; the guard then spends the slack earned by
+        earlier batches instead of holding each batch to b·N alone.
+        """
+        new = self.with_params(mode="offline")
+        new._ledger = ledger  # type: ignore[attr-defined]
+        return new  # type: ignore[return-value]
+
+    def cheaper(self, pressure: float) -> Policy:
+        """The budget moved from this setting toward the first model's mean cost (no escalation)."""
+        self._require_fitted()
+        assert self.cost_ is not None
+        p = min(max(float(pressure), 0.0), 1.0)
+        if p == 0.0 or self.budget is None:
+            return self
+        lo = float(self.cost_[0])
+        return self.with_params(budget=float(self.budget) - p * max(float(self.budget) - lo, 0.0))
 
     def _call(self, backend: Backend, model: str, queries: Queries, n_calls: int = 1) -> Calls:
         """Call ``model`` ``n_calls`` times per query (one Calls: the first answer, the summed cost)."""
@@ -273,10 +297,15 @@ class Escalation(Policy):
         assert self.models_ is not None and self.costs_ is not None
         cand = self._stage_candidates(0, queries, None, share, backend)
         expected = self.costs_.predict(queries.prompts)
-        slack = float(self.budget) * len(queries) - expected[:, 0].sum()  # type: ignore[arg-type]
+        n, b = len(queries), float(self.budget)  # type: ignore[arg-type]
+        ledger = getattr(self, "_ledger", None)
+        slack = (b * n if ledger is None else ledger.allowance(n, b)) - expected[:, 0].sum()
         esc = guard(cand[None, :], np.maximum(expected[:, 1] - expected[:, 0], 0.0), np.array([slack]))[0]
         col = [backend.models.index(m) for m in self.models_]
-        return single_call_decisions(queries, backend, np.where(esc, col[1], col[0]))
+        d = single_call_decisions(queries, backend, np.where(esc, col[1], col[0]))
+        if ledger is not None:
+            ledger.record(n, b, float(d.cost.sum()))
+        return d
 
     # -- policy files ------------------------------------------------------------------------------------
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -381,6 +410,10 @@ class ConfidenceCascade(Escalation):
             answers = np.stack([first.answers, *[c.answers for c in more]], axis=1)  # type: ignore[list-item]
         cost = first.cost + sum(c.cost for c in more)
         return Calls(model, first.quality, cost, answers, first.latency, first.confidence, first.logprobs)
+
+    def needs_logprobs(self) -> bool:
+        """Live, the margin reads first-token logprobs and ``recorded`` the answer's log-probability."""
+        return self.signal in ("margin", "recorded")
 
     def _stage_calls(self, n_models: int) -> np.ndarray:
         """``samples`` calls to every model whose confidence decides; one to the last."""

@@ -457,6 +457,20 @@ class Router(Policy):
         self._require_fitted()
         return [self.with_params(lam=float(lam), budget=None, quality_target=None) for lam in self.lambdas_]
 
+    def at_knob(self, value: float) -> Policy:
+        """Route with λ = ``value`` (a fixed λ replaces a budget or quality calibration)."""
+        return self.with_params(lam=float(value), budget=None, quality_target=None)
+
+    def cheaper(self, pressure: float) -> Policy:
+        """λ moved up the fitted grid from this setting's λ toward the largest (cheapest routing)."""
+        self._require_fitted()
+        p = min(max(float(pressure), 0.0), 1.0)
+        if p == 0.0:
+            return self
+        lam0 = self.effective_lam()
+        grid = np.unique(np.r_[lam0, np.asarray(self.lambdas_, dtype=float)[np.asarray(self.lambdas_) > lam0]])
+        return self.at_knob(float(grid[int(round(p * (len(grid) - 1)))]))
+
     @classmethod
     def default(cls, train: OutcomeTable) -> "Router | None":
         if len(train.models()) < 2:
