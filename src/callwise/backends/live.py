@@ -305,12 +305,22 @@ def _status_of(e: BaseException) -> int | None:
 
 
 def _retry_after(e: BaseException) -> float | None:
-    headers = getattr(getattr(e, "response", None), "headers", None)
-    try:
-        v = headers.get("retry-after") if headers is not None else None
-        return float(v) if v is not None else None
-    except (TypeError, ValueError):
-        return None
+    # LiteLLM keeps the upstream's headers in ``litellm_response_headers`` (its ``response`` is a stub without them)
+    for headers in (getattr(e, "litellm_response_headers", None), getattr(getattr(e, "response", None), "headers", None)):
+        try:
+            v = headers.get("retry-after") if headers is not None else None
+            if v is not None:
+                return float(v)
+        except (AttributeError, TypeError, ValueError):
+            continue
+    return None
+
+
+def _scrub(msg: str, secrets: Sequence[str]) -> str:
+    for s in secrets:
+        if s and len(s) >= 4:
+            msg = msg.replace(s, "***")
+    return msg
 
 
 def _classify(e: BaseException, model: str, secrets: Sequence[str]) -> ProviderError:
@@ -323,10 +333,7 @@ def _classify(e: BaseException, model: str, secrets: Sequence[str]) -> ProviderE
     connection = "Connection" in name or "ConnectError" in name or "RemoteProtocol" in name
     retryable = timeout or connection or status is None and "ServiceUnavailable" in name or (
         status is not None and (status in RETRYABLE_STATUS or status >= 500))
-    msg = str(e) or name
-    for s in secrets:
-        if s and len(s) >= 4:
-            msg = msg.replace(s, "***")
+    msg = _scrub(str(e) or name, secrets)
     if len(msg) > 500:
         msg = msg[:500] + "..."
     what = "timed out" if timeout else f"failed ({name}{'' if status is None else f', HTTP {status}'})"
@@ -555,6 +562,7 @@ class Live:
                 msg = r.json()["error"]["message"]
             except Exception:  # noqa: BLE001 - a body that is not an OpenAI error is shown as text
                 msg = r.text[:300]
+            msg = _scrub(str(msg), self._secrets)  # an upstream may echo the key back (e.g. in a 401)
             raise ProviderError(f"model {ep.name!r} failed (HTTP {r.status_code}): {msg}", model=ep.name,
                                 status=r.status_code,
                                 retryable=r.status_code in RETRYABLE_STATUS or r.status_code >= 500,

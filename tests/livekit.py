@@ -1,0 +1,41 @@
+"""Shared pieces of the live-path tests: a real task of rational-cascades, fitted policies, servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from callwise.backends.cache import ResponseCache
+from callwise.backends.costs import LivePrices
+from callwise.backends.live import Live, endpoints_for_base
+from callwise.bench import split_outcomes
+from callwise.io import load
+from callwise.outcomes import OutcomeTable
+
+TASK = "mmlu-llama"
+SMALL, LARGE = "llama3.1-8b", "llama3.1-405b"
+N_PROMPTS = 600
+
+
+def task_table(shared_data: Path) -> OutcomeTable:
+    """600 prompts of rational-cascades' MMLU task (5 llama models, logprob confidences, real costs)."""
+    t = load(shared_data / "rational-cascades").for_task(TASK)
+    return t.for_prompts(t.prompt_ids()[:N_PROMPTS])
+
+
+def split(table: OutcomeTable) -> tuple[OutcomeTable, OutcomeTable]:
+    train, test, _ = split_outcomes(table, seed=0)
+    return train, test
+
+
+def live_for(url: str, models: list[str], cache: Path | None, **settings) -> Live:
+    """A Live backend with every model behind ``url`` (costs as the replay server reports them)."""
+    eps = endpoints_for_base(models, url + "/v1", **settings)
+    return Live(eps, cache=None if cache is None else ResponseCache(cache), prices=LivePrices(provider_only=True),
+                retry_base=0.01)
+
+
+def prompts_of(table: OutcomeTable, ids: np.ndarray) -> list[str]:
+    first = table.frame.drop_duplicates("prompt_id").set_index("prompt_id")["prompt"]
+    return [str(first[p]) for p in ids]
