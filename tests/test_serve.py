@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
+from livekit import LARGE, SMALL, live_for, prompts_of, split, task_table
 
 from callwise.backends.base import Queries
 from callwise.backends.replay import Replay
@@ -22,8 +23,6 @@ from callwise.http_util import BackgroundServer
 from callwise.replay_server import build_replay_app
 from callwise.serve import Conversations, KeyBudgets, PolicyServer
 from callwise.thresholds import BudgetLedger
-
-from livekit import LARGE, SMALL, live_for, prompts_of, split, task_table
 
 pytestmark = pytest.mark.slow
 

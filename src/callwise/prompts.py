@@ -49,7 +49,7 @@ def load_prompts(path: str | Path) -> Prompts:
     f = str(path)
     ids, prompts, tasks, msgs, params, refs = [], [], [], [], [], []
     seen: dict[str, int] = {}
-    for ln, line in enumerate(read_text(path).splitlines(), 1):
+    for ln, line in enumerate(read_text(path, "prompts, one JSON object per line").splitlines(), 1):
         if not line.strip():
             continue
         try:

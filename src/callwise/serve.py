@@ -138,7 +138,7 @@ class KeyBudgets:
         try:
             import yaml
 
-            data = yaml.safe_load(read_text(path))
+            data = yaml.safe_load(read_text(path, "a keys file (YAML: keys -> budgets)"))
         except CallwiseError:
             raise
         except Exception as e:

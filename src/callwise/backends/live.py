@@ -161,7 +161,7 @@ def load_endpoints(path: str | Path) -> dict[str, Endpoint]:
     path = Path(path)
     from ..io.files import read_text
 
-    text = read_text(path)
+    text = read_text(path, "an endpoints file (YAML: models -> settings)")
     try:
         import yaml
 

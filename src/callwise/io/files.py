@@ -62,7 +62,7 @@ def base_suffix(path: Path) -> str:
     return Path(name).suffix
 
 
-def read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path, what: str = "recorded outcomes") -> bytes:
     """The file's bytes, gunzipped when the name ends in ``.gz`` (which must then be gzip)."""
     try:
         raw = path.read_bytes()
@@ -79,7 +79,7 @@ def read_bytes(path: Path) -> bytes:
         except (OSError, EOFError, zlib.error) as e:
             raise FormatError(f"corrupt or truncated gzip data: {e}", file=str(path)) from None
     if not raw.strip():
-        raise DataError("empty file: expected recorded outcomes", file=str(path))
+        raise DataError(f"empty file: expected {what}", file=str(path))
     return raw
 
 
@@ -88,9 +88,9 @@ def is_pickle(raw: bytes) -> bool:
     return len(raw) > 2 and raw[0] == 0x80 and 2 <= raw[1] <= 5
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, what: str = "recorded outcomes") -> str:
     """The file's text, strictly UTF-8; a bad byte is reported with its line and offset."""
-    raw = read_bytes(path)
+    raw = read_bytes(path, what)
     if is_pickle(raw):
         raise FormatError("is a pickle, not text; load pickles only through a RouterBench loader with "
                           "--trust-pickle", file=str(path))
