@@ -242,3 +242,20 @@ def test_router_on_constant_text_falls_back_to_the_prior():
     pol = make("knn", folds=3).fit(t)
     assert 0.0 <= pol.shrink_ <= 1.0
     assert set(pol.route(["same words 0"]).chosen) <= {"s", "l"}
+
+
+def test_policy_file_keeps_infinite_lambda(tmp_path):
+    """A budget mixture whose second λ is ∞ (always the cheapest model) saves and loads (JSON has no inf)."""
+    from callwise.policy_io import _decode_floats, _encode_floats, read_policy_file
+
+    state = {"calibration": {"mix_value": float("inf"), "value": 0.5}, "grid": [1.0, float("-inf")]}
+    enc = _encode_floats(state)
+    assert enc["calibration"]["mix_value"] == {"__float__": "inf"}
+    assert _decode_floats(json.loads(json.dumps(enc, allow_nan=False))) == state
+    from callwise.policies.fixed import SingleModel
+
+    p = SingleModel("m")
+    p.weird = float("inf")  # a setting that is not finite also survives
+    path, _ = save_policy(p, tmp_path / "p.json")
+    doc, _ = read_policy_file(path)
+    assert doc["settings"]["weird"] == {"__float__": "inf"}

@@ -69,6 +69,27 @@ def unpack(state: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, An
     return out
 
 
+def _encode_floats(o: Any) -> Any:
+    """JSON has no infinity: non-finite floats (λ = ∞ routes everything to the cheapest model) as {"__float__": "inf"}."""
+    if isinstance(o, dict):
+        return {k: _encode_floats(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_encode_floats(v) for v in o]
+    if isinstance(o, (float, np.floating)) and not np.isfinite(o):
+        return {"__float__": repr(float(o))}
+    return o
+
+
+def _decode_floats(o: Any) -> Any:
+    if isinstance(o, dict):
+        if set(o) == {"__float__"} and o["__float__"] in ("inf", "-inf", "nan"):
+            return float(o["__float__"])
+        return {k: _decode_floats(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_decode_floats(v) for v in o]
+    return o
+
+
 def save_policy(policy: Policy, path: str | Path, *, data: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``policy`` (fitted) to ``path`` (.json) and its arrays next to it (.npz); returns both paths."""
     path = Path(path)
@@ -82,7 +103,7 @@ def save_policy(policy: Policy, path: str | Path, *, data: dict[str, Any] | None
     doc = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "callwise_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "policy": policy.name, "family": policy.family, "settings": policy.params(), "fitted": fitted,
+        "policy": policy.name, "family": policy.family, "settings": _encode_floats(policy.params()), "fitted": _encode_floats(fitted),
         "arrays": {"file": npz_path.name, "sha256": hashlib.sha256(blob).hexdigest(), "keys": sorted(arrays)},
         "data": data or {},
     }
@@ -148,7 +169,7 @@ def load_policy(path: str | Path) -> Policy:
     except PolicyError:
         raise PolicyFileError(path, f"field 'policy' names {doc['policy']!r}, which this callwise does not have") from None
     try:
-        return cls.from_state(doc["settings"], doc["fitted"], arrays)
+        return cls.from_state(_decode_floats(doc["settings"]), _decode_floats(doc["fitted"]), arrays)
     except KeyError as e:
         raise PolicyFileError(path, f"field 'fitted' lacks {e.args[0]!r}") from None
     except PolicyError as e:
