@@ -259,7 +259,12 @@ class TfidfSvd(Featuriser):
         if not docs:
             return np.zeros((0, self.dim), dtype=np.float32)
         x = self._vectorizer.transform(docs).astype(np.float32)
-        return _l2_normalise(np.asarray(x @ self._components.T))
+        if getattr(self, "_projection_of", None) is not self._components:
+            # sparse @ dense copies a non-C-contiguous right operand on every call (1+ ms a query live):
+            # keep the transposed components C-contiguous once
+            self._projection = np.ascontiguousarray(self._components.T)
+            self._projection_of = self._components
+        return _l2_normalise(np.asarray(x @ self._projection))
 
     @property
     def dim(self) -> int:

@@ -32,6 +32,7 @@ answer before it can decide to escalate, so callwise does not relay upstream tok
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -213,7 +214,7 @@ class PolicyServer:
     """The state behind the app: policies by name, the live backend, keys and conversations."""
 
     def __init__(self, policies: Mapping[str, Policy], backend: Live, *, keys: KeyBudgets | None = None,
-                 conversations: int = 100_000) -> None:
+                 conversations: int = 100_000, max_batch: int = 64, workers: int = 4) -> None:
         if not policies:
             raise PolicyError("callwise serve needs at least one policy")
         missing = sorted({m for p in policies.values() for m in policy_models(p)} - set(backend.models))
@@ -232,6 +233,11 @@ class PolicyServer:
         self.conversations = Conversations(conversations)
         self.started = time.time()
         self.requests = 0
+        self.batches = 0
+        self._batcher = _Batcher(self._run_group, max_batch=max_batch, workers=workers)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # concurrency comes from requests: BLAS threads per decision only contend
 
     # -- one request -----------------------------------------------------------------------------
     def resolve(self, model: str) -> tuple[Served, Policy, dict[str, Any]]:
@@ -263,40 +269,82 @@ class PolicyServer:
 
     def decide(self, served: Served, policy: Policy, messages: list[dict[str, Any]], params: dict[str, Any],
                key: str | None) -> dict[str, Any]:
-        """Run the policy on one conversation (blocking: called in a worker thread)."""
+        """Run the policy on one conversation (blocking)."""
         pressure = self.keys.pressure(key)
+        floor = self.conversations.model_for(messages)
+        return self.decide_batch(served, policy, [(messages, params, key)], floor, pressure)[0]
+
+    def decide_batch(self, served: Served, policy: Policy, items: Sequence[tuple[list[dict[str, Any]], dict[str, Any],
+                     str | None]], floor: str | None, pressure: float) -> list[dict[str, Any]]:
+        """Run the policy once on a batch of conversations that share a policy setting, floor and pressure.
+
+        Blocking (a worker thread calls it). Returns one result per conversation: the answer, the
+        model that gave it, every call made for it, and what it cost.
+        """
         if pressure > 0:
             policy = policy.cheaper(pressure)
-        floor = self.conversations.model_for(messages)
         rec = Recording(self.backend, floor=floor, rank=served.rank)
-        rid = uuid.uuid4().hex
-        q = Queries(np.array([rid], dtype=object), np.array([render(messages)], dtype=object),
-                    np.array(["live"], dtype=object), _obj([messages]), _obj([params]))
+        rids = [uuid.uuid4().hex for _ in items]
+        q = Queries(_obj(rids), _obj([render(m) for m, _, _ in items]), _obj(["live"] * len(items)),
+                    _obj([m for m, _, _ in items]), _obj([p for _, p, _ in items]))
         d = policy.decide(q, rec)
-        answer = "" if d.answers is None or d.answers[0] is None else str(d.answers[0])
-        asked = d.models[d.chosen[0]] if d.chosen[0] >= 0 else None
-        calls, spent, nominal, usage = [], 0.0, 0.0, {"prompt_tokens": 0, "completion_tokens": 0}
-        answered_by = None
-        for c in rec.log:
-            r = c.calls.responses[0] if c.calls.responses else None
-            cost = float(c.calls.cost[0])
-            cached = bool(r.cached) if r is not None else False
-            by = r.model if r is not None else c.sent_to
-            calls.append({"model": c.requested, "served_by": by, "cost": cost, "cached": cached})
-            nominal += cost
-            spent += 0.0 if cached else cost
-            for k in usage:
-                v = (r.usage or {}).get(k) if r is not None else None
-                usage[k] += int(v) if isinstance(v, (int, float)) else 0
-            if c.requested == asked:
-                answered_by = by
-        answered_by = answered_by or (calls[-1]["served_by"] if calls else None)
-        self.keys.charge(key, spent)
-        if answered_by is not None:
-            self.conversations.remember(messages, answer, answered_by)
-        self.requests += 1
-        return {"answer": answer, "answered_by": answered_by, "calls": calls, "cost": spent, "cost_uncached": nominal,
-                "usage": usage, "pressure": pressure}
+        where = [{rid: j for j, rid in enumerate(c.ids)} for c in rec.log]  # type: ignore[arg-type]
+        out = []
+        for i, (rid, (messages, _, key)) in enumerate(zip(rids, items)):
+            answer = "" if d.answers is None or d.answers[i] is None else str(d.answers[i])
+            asked = d.models[d.chosen[i]] if d.chosen[i] >= 0 else None
+            calls, spent, nominal, usage = [], 0.0, 0.0, {"prompt_tokens": 0, "completion_tokens": 0}
+            answered_by = None
+            for c, pos in zip(rec.log, where):
+                j = pos.get(rid)
+                if j is None:
+                    continue
+                r = c.calls.responses[j] if c.calls.responses else None
+                cost = float(c.calls.cost[j])
+                cached = bool(r.cached) if r is not None else False
+                by = r.model if r is not None else c.sent_to
+                calls.append({"model": c.requested, "served_by": by, "cost": cost, "cached": cached})
+                nominal += cost
+                spent += 0.0 if cached else cost
+                for k in usage:
+                    v = (r.usage or {}).get(k) if r is not None else None
+                    usage[k] += int(v) if isinstance(v, (int, float)) else 0
+                if c.requested == asked:
+                    answered_by = by
+            answered_by = answered_by or (calls[-1]["served_by"] if calls else None)
+            self.keys.charge(key, spent)
+            if answered_by is not None:
+                self.conversations.remember(messages, answer, answered_by)
+            out.append({"answer": answer, "answered_by": answered_by, "calls": calls, "cost": spent,
+                        "cost_uncached": nominal, "usage": usage, "pressure": pressure})
+        self.requests += len(items)
+        self.batches += 1
+        return out
+
+    async def submit(self, served: Served, policy: Policy, setting: dict[str, Any], messages: list[dict[str, Any]],
+                     params: dict[str, Any], key: str | None) -> dict[str, Any]:
+        """Queue one conversation; requests that arrive together are decided in one batch (see :class:`_Batcher`)."""
+        pressure = round(self.keys.pressure(key), 2)
+        floor = self.conversations.model_for(messages)
+        group = (served.name, tuple(sorted(setting.items())), pressure, floor)
+        return await self._batcher.submit(group, (served, policy, floor, pressure), (messages, params, key))
+
+    def _run_group(self, head: tuple[Served, Policy, str | None, float], items: list[Any]) -> list[Any]:
+        """Decide a batch; if an upstream failure breaks it, decide each conversation alone (finished calls are
+        cached or shared, so only the failing one fails)."""
+        served, policy, floor, pressure = head
+        try:
+            return self.decide_batch(served, policy, items, floor, pressure)
+        except ProviderError:
+            if len(items) == 1:
+                raise
+        out: list[Any] = []
+        for it in items:
+            try:
+                out.append(self.decide_batch(served, policy, [it], floor, pressure)[0])
+            except CallwiseError as e:
+                out.append(e)
+        return out
 
     # -- the app ----------------------------------------------------------------------------------------
     def app(self) -> FastAPI:
@@ -334,7 +382,7 @@ class PolicyServer:
                 model, messages, params, stream, include_usage = check_request(body)
                 served, policy, setting = self.resolve(model)
                 self.keys.pressure(key)  # a spent budget is refused before any work
-                out = await run_in_threadpool(self.decide, served, policy, messages, params, key)
+                out = await self.submit(served, policy, setting, messages, params, key)
             except RequestError as e:
                 return fail(e)
             except ProviderError as e:
@@ -358,6 +406,47 @@ class PolicyServer:
                                      media_type="text/event-stream", headers=headers)
 
         return app
+
+
+class _Batcher:
+    """Micro-batching: requests for the same policy setting that arrive while others are being decided wait
+    in a queue and are decided together — one featurisation and one concurrent round of upstream calls
+    per batch instead of one per request. Up to ``workers`` batches per group run at once (each in a
+    worker thread); a lone request is decided at once, so sequential latency does not change."""
+
+    def __init__(self, run: Any, *, max_batch: int = 64, workers: int = 4) -> None:
+        self.run = run
+        self.max_batch = max_batch
+        self.workers = workers
+        self._queues: dict[Any, asyncio.Queue] = {}
+        self._tasks: dict[Any, list[asyncio.Task]] = {}
+
+    async def submit(self, group: Any, head: Any, item: Any) -> Any:
+        q = self._queues.get(group)
+        if q is None:
+            q = self._queues[group] = asyncio.Queue()
+            self._tasks[group] = [asyncio.create_task(self._work(q)) for _ in range(self.workers)]
+        fut = asyncio.get_running_loop().create_future()
+        q.put_nowait((head, item, fut))
+        res = await fut
+        if isinstance(res, BaseException):
+            raise res
+        return res
+
+    async def _work(self, q: asyncio.Queue) -> None:
+        while True:
+            head, item, fut = await q.get()
+            batch = [(item, fut)]
+            while len(batch) < self.max_batch and not q.empty():
+                _, it, f = q.get_nowait()
+                batch.append((it, f))
+            try:
+                results = await run_in_threadpool(self.run, head, [it for it, _ in batch])
+            except BaseException as e:  # noqa: BLE001 - handed to every waiting request
+                results = [e] * len(batch)
+            for (_, f), r in zip(batch, results):
+                if not f.done():
+                    f.set_result(r)
 
 
 def _sse(rid: str, created: int, model: str, answer: str, usage: dict[str, Any] | None):
