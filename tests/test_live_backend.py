@@ -81,11 +81,24 @@ def recorded(model: str, ids=("q1", "q2", "q3"), col: int = 0) -> list:
     return [ROWS[(model, i)][col] for i in ids]
 
 
+_OPEN: list[Live] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_backends():
+    """Stop every backend's event loop after its test (no loops left running at exit)."""
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def live(endpoints: dict[str, Endpoint], **kw: Any) -> Live:
     kw.setdefault("prices", LivePrices(provider_only=True))
     kw.setdefault("retry_base", 0.01)
     kw.setdefault("cache", None)
-    return Live(endpoints, **kw)
+    b = Live(endpoints, **kw)
+    _OPEN.append(b)
+    return b
 
 
 def one(name: str, url: str, transport: str = "http", **settings: Any) -> dict[str, Endpoint]:

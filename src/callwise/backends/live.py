@@ -278,9 +278,23 @@ class _Loop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def close(self) -> None:
-        if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=5)
+        """Cancel what is still pending on the loop (LiteLLM leaves a logging worker), then stop it."""
+        if not self.loop.is_running():
+            return
+
+        async def cancel_rest() -> None:
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in rest:
+                t.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_rest(), self.loop).result(timeout=5)
+        except Exception:  # noqa: BLE001 - closing goes on regardless
+            log.debug("pending tasks did not cancel cleanly", exc_info=True)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        if not self.loop.is_running():
+            self.loop.close()
 
 
 def _litellm() -> Any:
