@@ -214,3 +214,20 @@ def test_cache_clear_cli(tmp_path):
     assert r.exit_code == 0 and "removed 1 responses" in r.output
     r = _cli("cache", "stats", "--cache", path)
     assert "1 responses" in r.output and "m2" in r.output
+
+
+def test_serve_cli_errors(setup, tmp_path):
+    b = setup["base"]
+    r = _cli("serve", tmp_path / "nope.json", "--api-base", setup["url"])
+    assert r.exit_code == 2 and "no such policy file" in r.output
+    r = _cli("serve", b / "casc.json", "--api-base", setup["url"], "--key-budget", "5")
+    assert r.exit_code == 2 and "--key-budget needs --api-key" in r.output
+    r = _cli("serve", b / "casc.json", "--api-base", setup["url"], "--no-cache")
+    assert r.exit_code == 2 and "no price for model(s)" in r.output
+    from callwise.cli import _per_model
+
+    assert _per_model(["m1=0.5", "m2=0.1"], "--fail-rate", 0.0) == {"m1": 0.5, "m2": 0.1}
+    with pytest.raises(DataError, match="--fail-rate expects a number or MODEL=NUMBER, got 'x=abc'"):
+        _per_model(["x=abc"], "--fail-rate", 0.0)
+    with pytest.raises(DataError, match="one number for all models or MODEL=NUMBER items, not both"):
+        _per_model(["0.1", "m=0.2"], "--fail-rate", 0.0)

@@ -267,13 +267,6 @@ class PolicyServer:
             setting[policy.knob or "knob"] = value
         return served, policy, setting
 
-    def decide(self, served: Served, policy: Policy, messages: list[dict[str, Any]], params: dict[str, Any],
-               key: str | None) -> dict[str, Any]:
-        """Run the policy on one conversation (blocking)."""
-        pressure = self.keys.pressure(key)
-        floor = self.conversations.model_for(messages)
-        return self.decide_batch(served, policy, [(messages, params, key)], floor, pressure)[0]
-
     def decide_batch(self, served: Served, policy: Policy, items: Sequence[tuple[list[dict[str, Any]], dict[str, Any],
                      str | None]], floor: str | None, pressure: float) -> list[dict[str, Any]]:
         """Run the policy once on a batch of conversations that share a policy setting, floor and pressure.
