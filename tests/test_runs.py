@@ -181,6 +181,10 @@ def test_cli_errors_exit_2_and_write_nothing(setup, tmp_path, write_file):
     r = _cli("run", b / "casc.json", no_ref, "--out", out, "--api-base", setup["url"], "--provider-costs", "--grade",
              "exact", "--no-cache")
     assert r.exit_code == 2 and "needs a 'reference' on every prompt" in r.output and not out.exists()
+    r = _cli("collect", SMALL, no_ref, "--out", out, "--api-base", setup["url"], "--provider-costs", "--grade",
+             "exact", "--no-cache")  # checked before any call is paid for
+    assert r.exit_code == 2 and "grading with 'exact' needs a 'reference' on every prompt; 1 have none" in r.output
+    assert not out.exists()
     r = _cli("run", b / "casc.json", b / "prompts.jsonl", "--out", out, "--provider-costs")
     assert r.exit_code == 2 and "give the upstream: --api-base URL" in r.output
     r = _cli("run", b / "casc.json", b / "prompts.jsonl", "--out", out, "--api-base", setup["url"], "--no-cache")

@@ -28,7 +28,7 @@ from typing import Any, List, Optional
 import typer
 
 from .errors import CallwiseError, DataError, PolicyError
-from .io.files import json_default
+from .io.files import atomic_write, json_default
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="callwise: spend LLM calls wisely. Evaluate routing and other call policies on recorded outcomes.")
@@ -421,7 +421,7 @@ def _live(models: List[str], api_base: Optional[str], endpoints: Optional[Path],
     return Live(eps, cache=rc, prices=LivePrices(prices, provider_only=provider_costs))
 
 
-def _progress(total: int, what: str) -> Any:
+def _progress(what: str) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
@@ -432,8 +432,9 @@ def _write_run(result: Any, out: Path, console: Any) -> None:
 
     write_parquet(result.outcomes, out)
     summary_path = out.with_suffix(".summary.json")
-    summary_path.write_text(json.dumps(_finite({**result.summary, "prices": result.outcomes.meta.get("prices")}),
-                                       indent=1, default=json_default, allow_nan=False))
+    text = json.dumps(_finite({**result.summary, "prices": result.outcomes.meta.get("prices")}), indent=1,
+                      default=json_default, allow_nan=False)
+    atomic_write(summary_path, lambda f: f.write(text.encode()))
     for k, v in result.summary.items():
         console.print(f"  {k}: {v}")
     console.print(f"wrote {out} ({len(result.outcomes)} outcome rows) and {summary_path.name}")
@@ -465,7 +466,7 @@ def run(
         backend = _live(policy_models(policy), api_base, endpoints, prices, provider_costs, cache, no_cache, transport,
                         concurrency, timeout, retries)
         try:
-            with _progress(len(prompts), f"running {policy.name}") as bar:
+            with _progress(f"running {policy.name}") as bar:
                 task = bar.add_task("run", total=len(prompts))
                 result = run_policy(policy, prompts, backend, grader=grade, complete=complete,
                                     progress=lambda n: bar.advance(task, n))
@@ -503,7 +504,7 @@ def collect(
         backend = _live(names, api_base, endpoints, prices, provider_costs, cache, no_cache, transport, concurrency,
                         timeout, retries)
         try:
-            with _progress(len(prompts) * len(names) * samples, "collecting") as bar:
+            with _progress("collecting") as bar:
                 task = bar.add_task("collect", total=len(prompts) * len(names) * samples)
                 result = collect_outcomes(names, prompts, backend, samples=samples, grader=grade, logprobs=logprobs,
                                           progress=lambda n: bar.advance(task, n))

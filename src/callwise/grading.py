@@ -71,9 +71,9 @@ GRADERS: dict[str, Callable[[str, str], float]] = {"exact": _exact, "contains": 
                                                    "choice": _letter}
 
 
-def grade(name: str, answers: Sequence[str], references: Sequence[str | None], *, ids: Sequence[str] | None = None,
-          file: str | None = None) -> np.ndarray:
-    """Quality of each answer under grader ``name``; a missing reference is an error naming the query."""
+def check_grading(name: str, references: Sequence[str | None], *, ids: Sequence[str] | None = None,
+                  file: str | None = None) -> None:
+    """An error unless ``name`` is a grader and every query has a reference (runs check before any call)."""
     if name not in GRADERS:
         raise DataError(f"unknown grader {name!r}; graders are {sorted(GRADERS)}", column="grade")
     missing = [i for i, r in enumerate(references) if r is None]
@@ -81,5 +81,11 @@ def grade(name: str, answers: Sequence[str], references: Sequence[str | None], *
         which = [ids[i] for i in missing[:3]] if ids is not None else missing[:3]
         raise DataError(f"grading with {name!r} needs a 'reference' on every prompt; {len(missing)} have none, "
                         f"e.g. {which}", file=file, column="reference")
+
+
+def grade(name: str, answers: Sequence[str], references: Sequence[str | None], *, ids: Sequence[str] | None = None,
+          file: str | None = None) -> np.ndarray:
+    """Quality of each answer under grader ``name``; a missing reference is an error naming the query."""
+    check_grading(name, references, ids=ids, file=file)
     g = GRADERS[name]
     return np.array([g(a or "", r) for a, r in zip(answers, references)], dtype=float)  # type: ignore[arg-type]

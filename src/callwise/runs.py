@@ -33,7 +33,7 @@ import pandas as pd
 from .backends.live import Live, Response, calls_from_responses
 from .backends.recording import Recording
 from .errors import DataError
-from .grading import grade
+from .grading import check_grading, grade
 from .outcomes import OutcomeTable
 from .policies.base import Policy
 from .prompts import Prompts
@@ -87,12 +87,8 @@ def _table(rows: list[dict[str, Any]], prompts: Prompts, grader: str | None, *, 
 def run_policy(policy: Policy, prompts: Prompts, backend: Live, *, grader: str | None = None, complete: bool = False,
                chunk: int = CHUNK, progress: Callable[[int], None] | None = None) -> RunResult:
     """Run a fitted policy on live models over a prompt file; every call made becomes an outcome row."""
-    if grader is not None:
-        grade(grader, [], [], file=prompts.path)  # an unknown grader fails before any call
-        missing = [prompts.queries.ids[i] for i, r in enumerate(prompts.references) if r is None]
-        if missing:
-            raise DataError(f"grading needs a 'reference' on every prompt; {len(missing)} have none, e.g. {missing[:3]}",
-                            file=prompts.path, column="reference")
+    if grader is not None:  # a bad grader or a missing reference fails before any call
+        check_grading(grader, prompts.references, ids=prompts.queries.ids, file=prompts.path)
     if policy.needs_logprobs():
         backend.with_logprobs(True)
     with_ledger = getattr(policy, "with_ledger", None)
@@ -158,8 +154,8 @@ def collect(models: Sequence[str], prompts: Prompts, backend: Live, *, samples: 
     unknown = [m for m in models if m not in backend.models]
     if unknown:
         raise DataError(f"model(s) {unknown} have no endpoint; endpoints are {list(backend.models)}", column="models")
-    if grader is not None:
-        grade(grader, [], [], file=prompts.path)
+    if grader is not None:  # a bad grader or a missing reference fails before any call
+        check_grading(grader, prompts.references, ids=prompts.queries.ids, file=prompts.path)
     if logprobs:
         backend.with_logprobs(True)
     q = prompts.queries

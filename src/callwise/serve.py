@@ -237,7 +237,9 @@ class PolicyServer:
         self._batcher = _Batcher(self._run_group, max_batch=max_batch, workers=workers)
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(1)  # concurrency comes from requests: BLAS threads per decision only contend
+        # Process-wide on purpose: concurrency comes from requests (worker threads deciding batches), and
+        # BLAS threads per decision only contend with them (8 requests/s with 64 in flight without this).
+        threadpool_limits(1)
 
     # -- one request -----------------------------------------------------------------------------
     def resolve(self, model: str) -> tuple[Served, Policy, dict[str, Any]]:
@@ -317,7 +319,7 @@ class PolicyServer:
     async def submit(self, served: Served, policy: Policy, setting: dict[str, Any], messages: list[dict[str, Any]],
                      params: dict[str, Any], key: str | None) -> dict[str, Any]:
         """Queue one conversation; requests that arrive together are decided in one batch (see :class:`_Batcher`)."""
-        pressure = round(self.keys.pressure(key), 2)
+        pressure = round(self.keys.pressure(key), 2)  # a spent budget is refused here, before any work
         floor = self.conversations.model_for(messages)
         group = (served.name, tuple(sorted(setting.items())), pressure, floor)
         return await self._batcher.submit(group, (served, policy, floor, pressure), (messages, params, key))
@@ -374,7 +376,6 @@ class PolicyServer:
                     raise RequestError(400, "the request body is not valid JSON") from None
                 model, messages, params, stream, include_usage = check_request(body)
                 served, policy, setting = self.resolve(model)
-                self.keys.pressure(key)  # a spent budget is refused before any work
                 out = await self.submit(served, policy, setting, messages, params, key)
             except RequestError as e:
                 return fail(e)

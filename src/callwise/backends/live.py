@@ -318,15 +318,21 @@ def _status_of(e: BaseException) -> int | None:
     return s if isinstance(s, int) else None
 
 
+def _retry_after_header(headers: Any) -> float | None:
+    """Seconds in a ``Retry-After`` header (None when absent or not a number)."""
+    try:
+        v = headers.get("retry-after") if headers is not None else None
+        return float(v) if v is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def _retry_after(e: BaseException) -> float | None:
     # LiteLLM keeps the upstream's headers in ``litellm_response_headers`` (its ``response`` is a stub without them)
     for headers in (getattr(e, "litellm_response_headers", None), getattr(getattr(e, "response", None), "headers", None)):
-        try:
-            v = headers.get("retry-after") if headers is not None else None
-            if v is not None:
-                return float(v)
-        except (AttributeError, TypeError, ValueError):
-            continue
+        v = _retry_after_header(headers)
+        if v is not None:
+            return v
     return None
 
 
@@ -580,7 +586,7 @@ class Live:
             raise ProviderError(f"model {ep.name!r} failed (HTTP {r.status_code}): {msg}", model=ep.name,
                                 status=r.status_code,
                                 retryable=r.status_code in RETRYABLE_STATUS or r.status_code >= 500,
-                                retry_after=_retry_after(type("E", (), {"response": r})()))
+                                retry_after=_retry_after_header(r.headers))
         return r.json()
 
     def _response(self, requested: str, model: str, raw: Mapping[str, Any], latency: float, *, cached: bool,
