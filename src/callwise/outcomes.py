@@ -34,6 +34,7 @@ SCHEMA: dict[str, tuple[str, bool]] = {
     "input_tokens": ("int", False),
     "output_tokens": ("int", False),
     "confidence": ("float", False),
+    "keep": ("float", False),
     "split": ("str", False),
 }
 REQUIRED = tuple(c for c, (_, req) in SCHEMA.items() if req)
@@ -76,7 +77,8 @@ class DenseView:
     """Prompts x models x samples arrays of one table (or one task of it), for fast simulation.
 
     Cells with no recorded call are NaN in ``quality`` and ``cost``. ``answers`` is an object array
-    of the same shape (None where absent) when the table has answers.
+    of the same shape (None where absent) when the table has answers; ``keep`` holds a filter's
+    recorded verdicts (1 keep, 0 drop; Filter-Vote reads them) when the table has them.
     """
 
     prompt_ids: np.ndarray
@@ -88,6 +90,7 @@ class DenseView:
     latency: np.ndarray | None = None
     confidence: np.ndarray | None = None
     answers: np.ndarray | None = None
+    keep: np.ndarray | None = None
 
     @property
     def n_prompts(self) -> int:
@@ -105,7 +108,7 @@ class DenseView:
         opt = lambda a: None if a is None else a[idx]  # noqa: E731
         return DenseView(self.prompt_ids[idx], self.tasks[idx], self.prompts[idx], self.models,
                          self.quality[idx], self.cost[idx], opt(self.latency), opt(self.confidence),
-                         opt(self.answers))
+                         opt(self.answers), opt(self.keep))
 
 
 class OutcomeTable:
@@ -235,6 +238,7 @@ class OutcomeTable:
             latency=fill("latency") if has("latency") else None,
             confidence=fill("confidence") if has("confidence") else None,
             answers=fill("answer", object, None) if has("answer") else None,
+            keep=fill("keep") if has("keep") else None,
         )
 
     # -- storage -------------------------------------------------------------------------------
@@ -333,6 +337,12 @@ def _check_values(df: pd.DataFrame, prov: Provenance, quality_range: tuple[float
         raise _fail(prov, i, "quality",
                     f"quality {_show(q[i])} is outside [{lo:g}, {hi:g}]; declare another range "
                     f"(--quality-range LO,HI) if your metric uses one")
+    if "keep" in df.columns:
+        k = df["keep"].to_numpy()
+        bad = ~np.isnan(k) & (k != 0) & (k != 1)
+        if bad.any():
+            i = np.flatnonzero(bad)[0]
+            raise _fail(prov, i, "keep", f"a filter verdict must be 1 (keep) or 0 (drop), got {_show(k[i])}")
     for col in ("latency", "confidence"):
         if col in df.columns:
             v = df[col].to_numpy()

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from ..errors import PolicyError
 from ..outcomes import DenseView, OutcomeTable
 from .base import Calls, Queries
+
+
+@dataclass(frozen=True)
+class RecordedSamples:
+    """All recorded samples of one model for a batch of queries, each (Q, S)."""
+
+    answers: np.ndarray | None
+    quality: np.ndarray
+    cost: np.ndarray
+    keep: np.ndarray | None = None
 
 
 class Replay:
@@ -50,6 +62,17 @@ class Replay:
         pick = lambda a: None if a is None else a[rows, m, s]  # noqa: E731
         return Calls(model, q, self.view.cost[rows, m, s], pick(self.view.answers), pick(self.view.latency),
                      pick(self.view.confidence))
+
+    def samples(self, model: str, queries: Queries) -> RecordedSamples:
+        """Every recorded sample of ``model`` for the queries: (Q, S) arrays, NaN / None where not recorded.
+
+        What multi-call policies (votes, best-of-K) read offline to compute expectations over draws.
+        """
+        m = self.view.model_index(model)
+        rows = self._rows(queries)
+        pick = lambda a: None if a is None else a[rows, m, :]  # noqa: E731
+        return RecordedSamples(pick(self.view.answers), self.view.quality[rows, m, :], self.view.cost[rows, m, :],
+                               pick(self.view.keep))
 
     def truth(self, queries: Queries, sample: int = 0) -> tuple[np.ndarray, np.ndarray]:
         rows = self._rows(queries)

@@ -7,6 +7,7 @@ from .fixed import Oracle, RandomMix, SingleModel
 from .learned_escalation import FrugalCascade, TwoTierRouter
 from .router import KnnRouter, LinearRouter, MfRouter, MlpRouter, Route, Router
 from .threshold import ThresholdRouter
+from .vote import BestOfK, FilterVote, Vote
 
-__all__ = ["CascadeJudge", "ConfidenceCascade", "Decisions", "Escalation", "FrugalCascade", "KnnRouter", "LinearRouter", "MfRouter", "MlpRouter", "Oracle", "OracleCascade", "Policy", "RandomMix",
-           "Route", "Router", "SingleModel", "ThresholdRouter", "TwoTierRouter", "get_policy", "make", "register", "registry"]
+__all__ = ["BestOfK", "CascadeJudge", "ConfidenceCascade", "Decisions", "Escalation", "FrugalCascade", "KnnRouter", "LinearRouter", "MfRouter", "MlpRouter", "Oracle", "OracleCascade", "Policy", "RandomMix",
+           "Route", "Router", "SingleModel", "ThresholdRouter", "TwoTierRouter", "FilterVote", "Vote", "get_policy", "make", "register", "registry"]
