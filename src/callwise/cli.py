@@ -5,6 +5,7 @@
 - ``callwise bench [DATA]``            -> :func:`callwise.split_outcomes` + :func:`callwise.bench`
 - ``callwise fit DATA --policy P --save F.json`` -> :func:`callwise.fit_policy` + :func:`callwise.save_policy`
 - ``callwise route F.json PROMPT...``   -> :func:`callwise.load_policy` + ``policy.route(prompts)``
+- ``callwise scale DATA --model M``     -> :func:`callwise.scaling_eval.scale` (vote accuracy against K, best K)
 - ``callwise run F.json PROMPTS.jsonl --out O.parquet`` -> :func:`callwise.runs.run_policy` on a :class:`~callwise.backends.live.Live` backend
 - ``callwise collect M1,M2 PROMPTS.jsonl --out O.parquet`` -> :func:`callwise.runs.collect`
 - ``callwise serve F.json ...``         -> :class:`callwise.serve.PolicyServer` (FastAPI + uvicorn)
@@ -33,7 +34,7 @@ from .io.files import atomic_write, json_default
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="callwise: spend LLM calls wisely. Evaluate routing and other call policies on recorded outcomes.")
 
-FormatOpt = typer.Option(None, "--format", "-f", help="routerbench | long | rational-cascades | routellm (default: detect)")
+FormatOpt = typer.Option(None, "--format", "-f", help="routerbench | long | rational-cascades | routellm | mot (default: detect)")
 MapOpt = typer.Option(None, "--map", help="Column mapping CANONICAL=ORIGINAL for long tables, repeatable (e.g. --map quality=correct)")
 PricesOpt = typer.Option(None, "--prices", help="Price table (YAML/JSON) for data without costs, e.g. RouteLLM evals")
 TrustOpt = typer.Option(False, "--trust-pickle", help="Allow loading pickles (unpickling runs code: only for files you trust)")
@@ -366,6 +367,42 @@ def cascade(
     if out is not None:
         _write_outputs(run, out, write_cascade_plots)
         console.print(f"wrote {out / 'results.json'} and the plots under {out}")
+
+
+@app.command()
+def scale(
+    data: Path = typer.Argument(..., help="Recorded outcomes with several samples (and answers) per prompt"),
+    model: str = typer.Option(..., "--model", "-m", help="The model whose samples are voted on"),
+    task: Optional[str] = typer.Option(None, "--task", help="The task (needed when the model has several)"),
+    few: int = typer.Option(4, "--few", help="Samples per prompt the prediction is fitted on"),
+    k_max: int = typer.Option(1000, "--k-max", help="Largest K of the fitted and predicted curves"),
+    normalise: str = typer.Option("text", "--normalise", help="Answer normaliser: text | number | choice | date | none"),
+    reps: int = typer.Option(400, "--reps", help="Monte Carlo draws per prompt where no exact formula applies"),
+    tpr: float = typer.Option(0.9, "--tpr", help="Filter-Vote's simulated judge: chance to keep a right answer"),
+    fpr: float = typer.Option(0.2, "--fpr", help="Filter-Vote's simulated judge: chance to keep a wrong answer"),
+    ranker_accuracy: float = typer.Option(0.8, "--ranker-accuracy", help="Best-of-K's noisy ranker: chance to pick the best"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the Monte Carlo draws and the bootstrap"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json and scale.png here"),
+    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
+) -> None:
+    """How vote accuracy scales with the number of calls K: empirical, fitted and predicted curves and the best K."""
+    from .report import print_scale, write_scale_plots
+    from .scaling_eval import scale as run_scale
+
+    console = _console()
+    try:
+        table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
+        with console.status("scaling") as status:
+            result = run_scale(table, model, task=task, n_few=few, k_max=k_max, reps=reps, seed=seed,
+                               normalise=normalise, tpr=tpr, fpr=fpr, ranker_accuracy=ranker_accuracy,
+                               on_step=lambda what: status.update(what))
+    except CallwiseError as e:
+        _fail(e)
+    print_scale(result, console)
+    if out is not None:
+        _write_outputs(result, out, write_scale_plots)
+        console.print(f"wrote {out / 'results.json'} and {out / 'scale.png'}")
 
 
 def _finite(o: Any) -> Any:

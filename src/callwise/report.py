@@ -1,5 +1,6 @@
-"""Show results: bench (a rich table per task and overall, a cost–quality PNG per task) and
-``callwise cascade`` (AUC tables, accuracy-vs-budget curves)."""
+"""Show results: bench (a rich table per task and overall, a cost–quality PNG per task),
+``callwise cascade`` (AUC tables, accuracy-vs-budget curves) and ``callwise scale`` (best K, the
+vote-scaling curves)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 
     from .bench import BenchResult, Entry
     from .cascade_eval import CascadeResult, CascadeRun
+    from .scaling_eval import ScaleResult
 
 
 def _fmt_cost(c: float | None) -> str:
@@ -285,3 +287,86 @@ def write_cascade_plots(run: "CascadeRun", out: Path) -> list[Path]:
         plot_cascade_summary(run, p)
         paths.append(p)
     return paths
+
+
+# --------------------------------------------------------------------------------------------
+# callwise scale
+
+
+def print_scale(result: "ScaleResult", console: "Console") -> None:
+    """The best K of each curve, the prediction's errors, and the other aggregations."""
+    from rich import box
+    from rich.table import Table
+
+    m, sm = result.meta, result.summary
+    n = sm["samples_per_prompt"]["min"]
+    est = " (costs ESTIMATED)" if m["data"].get("costs_estimated") else ""
+    console.print(f"{m['model']} on {m['task']}: {sm['n_prompts']} prompts, {n} samples each; "
+                  f"easy share {sm['easy_share']['all_samples']:.2f} (all samples), "
+                  f"{sm['easy_share']['few_samples']:.2f} (first {sm['few_samples']}); "
+                  f"${sm['cost_per_call'] * 1000:.3g} per 1k calls{est}")
+    e = sm["empirical"]
+    console.print(f"empirical (K = 1..{n}, without replacement): {e['shape']}, accuracy {e['accuracy_k1']:.4f} at K=1, "
+                  f"{e['accuracy']:.4f} at best K={e['best_k']} (within {1e-3:g} from K={e['plateau_k']}), "
+                  f"{e['accuracy_at_n']:.4f} at K={n}; drop best->N {e['drop_best_to_n']:.4f} "
+                  f"[{e['drop_ci'][0]:.4f}, {e['drop_ci'][1]:.4f}]")
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"best K up to {m['k_max']}", title_justify="left")
+    for col in ("curve", "shape", "K*", "plateau", "acc@K*", "err@emp K*", "emp@K*", "regret [CI]"):
+        t.add_column(col, justify="left" if col in ("curve", "shape") else "right", no_wrap=True)
+    t.add_row("empirical", e["shape"], str(e["best_k"]), str(e["plateau_k"]), f"{e['accuracy']:.4f}", "-", "-", "-")
+    r = sm["resampled"]
+    t.add_row("resampled", r["shape"], str(r["best_k"]), "-", f"{r['accuracy']:.4f}", "-", "-", "-")
+    for name in ("fitted", "predicted"):
+        p = sm[name]
+        label = name if name == "fitted" else f"predicted ({sm['few_samples']})"
+        at = f"{p['empirical_accuracy_at_k']:.4f}" + ("*" if p["beyond_recorded"] else "")
+        t.add_row(label, p["shape"], str(p["best_k"]), str(p["plateau_k"]), f"{p['accuracy_at_best_k']:.4f}",
+                  f"{p['error_at_empirical_best_k']:+.4f}", at,
+                  f"{p['regret']:.4f} [{p['regret_ci'][0]:.4f}, {p['regret_ci'][1]:.4f}]")
+    console.print(t)
+    if sm["predicted"]["beyond_recorded"] or sm["fitted"]["beyond_recorded"]:
+        console.print(f"* best K beyond the {n} recorded samples: the empirical accuracy is taken at K={n}")
+    fv, bo = sm["filter_vote"], sm["best_of_k"]
+    console.print(f"filter-vote (simulated judge tpr={fv['tpr']}, fpr={fv['fpr']}): best {fv['accuracy']:.4f} at "
+                  f"{fv['best_calls']} calls; best-of-{n}: perfect ranker {bo['perfect_at_n']:.4f}, ranker of "
+                  f"accuracy {bo['ranker_accuracy']} {bo['noisy_at_n']:.4f}")
+
+
+def plot_scale(result: "ScaleResult", path: Path) -> None:
+    """Accuracy against the number of calls (log scale): the empirical curve with its interval, the
+    resampled, fitted and predicted curves, Filter-Vote and best-of-K."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c, sm = result.curves, result.summary
+    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=110)
+    e = c["empirical"]
+    ax.fill_between(e["k"], e["ci_low"], e["ci_high"], color="C0", alpha=0.2, lw=0)
+    ax.plot(e["k"], e["accuracy"], color="C0", lw=2, label=f"vote, empirical (best K={sm['empirical']['best_k']})")
+    ax.plot(c["resampled"]["k"], c["resampled"]["accuracy"], color="C0", lw=1, ls=":", label="vote, resampled")
+    ax.plot(c["fitted"]["k"], c["fitted"]["accuracy"], color="C1", lw=1.2,
+            label=f"fitted on all samples (best K={sm['fitted']['best_k']})")
+    ax.plot(c["predicted"]["k"], c["predicted"]["accuracy"], color="C3", lw=1.2, ls="--",
+            label=f"predicted from {sm['few_samples']} samples (best K={sm['predicted']['best_k']})")
+    ax.plot(c["filter_vote"]["k"], c["filter_vote"]["accuracy"], color="C2", lw=1.2, label="filter-vote (simulated judge)")
+    ax.plot(c["best_of_k_perfect"]["k"], c["best_of_k_perfect"]["accuracy"], color="0.3", lw=1, ls="-.",
+            label="best-of-K, perfect ranker")
+    ax.plot(c["best_of_k_noisy"]["k"], c["best_of_k_noisy"]["accuracy"], color="0.6", lw=1, ls="-.",
+            label=f"best-of-K, ranker accuracy {sm['best_of_k']['ranker_accuracy']}")
+    ax.set_xscale("log")
+    ax.set_xlabel("number of calls K")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{result.meta['model']} on {result.meta['task']} ({sm['n_prompts']} prompts)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_scale_plots(result: "ScaleResult", out: Path) -> list[Path]:
+    p = out / "scale.png"
+    plot_scale(result, p)
+    return [p]

@@ -118,14 +118,20 @@ def _design(ks: np.ndarray) -> np.ndarray:
 
 def g_curves(params: np.ndarray, easy: np.ndarray, ks: np.ndarray | list[int]) -> np.ndarray:
     """(Q, len(ks)) per-query G_easy / G_hard at ``ks`` from (Q, 3) parameters (a1, a2, a3)."""
-    h = np.exp(-(params @ _design(np.asarray(ks)).T))
+    h = _h(params, _design(np.asarray(ks)))
     return np.where(easy[:, None], 1.0 - h, h)
+
+
+def _h(params: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """exp(-(a1 K + a2 sqrt(K) + a3)), the exponent clipped so that nothing overflows."""
+    return np.exp(-np.clip(params @ X.T, -50.0, 700.0))
 
 
 def fit_g(acc: np.ndarray, easy: np.ndarray, ks: np.ndarray | list[int] = FIT_KS, iters: int = 60) -> np.ndarray:
     """(Q, 3) least-squares parameters of G_easy / G_hard to per-query accuracies ``acc`` (Q, len(ks)).
 
-    Projected Levenberg–Marquardt on all queries at once (a1, a2 >= 1e-6; a3 <= 50), started from
+    Projected Levenberg–Marquardt on all queries at once (a1, a2 >= 1e-6; -(a1 + a2) <= a3 <= 50, so
+    that G is a probability at every K >= 1), started from
     the log-linear least squares of -log(1 - G) (easy) or -log(G) (hard).
     """
     X = _design(np.asarray(ks))
@@ -143,19 +149,19 @@ def fit_g(acc: np.ndarray, easy: np.ndarray, ks: np.ndarray | list[int] = FIT_KS
     cur = sse(a)
     mu = np.full(Q, 1e-2)
     for _ in range(iters):
-        h = np.exp(-(a @ X.T))
+        h = _h(a, X)
         r = g_curves(a, easy, ks) - y
         J = sign[:, :, None] * h[:, :, None] * X[None, :, :]  # dG/da: easy +h X, hard -h X
         JtJ = np.einsum("qki,qkj->qij", J, J)
         g = np.einsum("qki,qk->qi", J, r)
-        A = JtJ + mu[:, None, None] * (np.eye(3)[None] * (np.einsum("qii->qi", JtJ)[:, :, None] + 1e-12))
+        A = JtJ + np.eye(3)[None] * (mu[:, None, None] * np.einsum("qii->qi", JtJ)[:, :, None] + 1e-10)
         step = np.linalg.solve(A, g[:, :, None])[:, :, 0]
         trial = _project(a - step)
         new = sse(trial)
         better = new < cur
         a = np.where(better[:, None], trial, a)
         cur = np.where(better, new, cur)
-        mu = np.where(better, mu / 3, mu * 4)
+        mu = np.where(better, np.maximum(mu / 3, 1e-9), mu * 4)
         if (mu > 1e12).all():
             break
     return a
@@ -164,7 +170,9 @@ def fit_g(acc: np.ndarray, easy: np.ndarray, ks: np.ndarray | list[int] = FIT_KS
 def _project(a: np.ndarray) -> np.ndarray:
     a = a.copy()
     a[:, :2] = np.maximum(a[:, :2], _A_MIN)
-    a[:, 2] = np.minimum(a[:, 2], _A3_MAX)
+    # a3 >= -(a1 + a2): the exponent is >= 0 for every K >= 1, so G stays a probability even where it
+    # extrapolates (K = 1 lies below the fitted grid); a choice beyond the paper's a1, a2 >= 1e-6
+    a[:, 2] = np.clip(a[:, 2], -(a[:, 0] + a[:, 1]), _A3_MAX)
     return a
 
 

@@ -9,6 +9,9 @@ forces one of :data:`FORMATS`:
   them loads as one dataset. The canonical Parquet written by :func:`write_parquet` is ``long``.
 - ``rational-cascades``: the ``outcomes.csv`` + ``prompts.csv`` pair.
 - ``routellm``: RouteLLM's eval CSVs / MT-Bench judgements; needs ``prices``.
+- ``mot``: the MoT-cascade sample files (a ``.json(.gz)`` list of records with ``generated`` and
+  ``results``; a folder of them, or a folder of model folders); costs estimated with
+  :data:`callwise.io.mot.DEFAULT_PRICES` unless ``prices`` is given.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from ..errors import DataError, FormatError
 from ..outcomes import DEFAULT_TASK, OutcomeTable, Provenance
 from ..prices import PriceTable
 from . import long as _long
+from . import mot as _mot
 from . import rational as _rational
 from . import routellm as _routellm
 from . import routerbench as _rb
 from .files import atomic_write, base_suffix, is_pickle, read_bytes, read_csv, read_jsonl
 
-FORMATS = ("routerbench", "long", "rational-cascades", "routellm")
+FORMATS = ("routerbench", "long", "rational-cascades", "routellm", "mot")
 META_KEY = b"callwise.meta"
 DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pkl", ".pickle")
 
@@ -69,6 +73,8 @@ def detect_format(path: str | Path) -> str:
             return "rational-cascades"
         if _routellm.routellm_files(path):
             return "routellm"
+        if _mot.is_mot_folder(path):
+            return "mot"
         formats = {detect_format(f) for f in _data_files(path)}
         if len(formats) > 1:
             raise FormatError(f"the folder mixes formats {sorted(formats)}; load its files one by one", file=str(path))
@@ -82,6 +88,8 @@ def detect_format(path: str | Path) -> str:
     if suffix == ".csv" and is_pickle(read_bytes(path)[:4]):
         raise FormatError("is a pickle although named .csv; pass --format routerbench --trust-pickle if you "
                           "trust it", file=str(path))
+    if suffix == ".json" and _mot.is_mot_file(path):  # before _columns_of, which reads a list as a table
+        return "mot"
     cols = _columns_of(path)
     if _rb.is_routerbench_columns(cols):
         return "routerbench"
@@ -159,6 +167,12 @@ def load(
     elif format == "rational-cascades":
         df, prov, notes = _rational.read_rational(path)
         meta["notes"].extend(notes)
+    elif format == "mot":
+        mot_prices = prices if isinstance(prices, PriceTable) else _mot.DEFAULT_PRICES
+        df, prov, notes = _mot.read_mot(path, prices=mot_prices)
+        meta["notes"].extend(notes)
+        meta["costs_estimated"] = True
+        meta["price_table"] = mot_prices.describe()
     else:  # routellm
         frames, provs = _routellm.read_routellm(path, prices if isinstance(prices, PriceTable) else None)
         df, prov = _concat(frames, provs)
