@@ -396,8 +396,11 @@ def read_mot(
     for f in files:
         folder = f.parent.name
         m = model if model is not None else MODEL_OF_FOLDER.get(folder, folder)
-        label = f.relative_to(root).as_posix()
-        rows = _read_file(f, label, m, folder)
+        if m not in prices.models:  # before reading the file
+            raise DataError(f"no price for model {m!r} (folder {folder!r}); the price table has "
+                            f"{sorted(prices.models)}: pass prices= with this model, or model= to name it",
+                            file=str(f), column="model")
+        rows = _read_file(f, f.relative_to(root).as_posix(), m, folder)
         dup = seen.get((rows.task, m))
         if dup is not None:
             raise DataError(f"task {rows.task!r} of model {m!r} is also in {dup.label}; each task has one file per "
@@ -420,10 +423,6 @@ def read_mot(
         starts = np.cumsum(counts) - counts
         sample = np.arange(n) - np.repeat(starts, counts)
         questions = np.array(rows.questions, dtype=object)[record]
-        if rows.model not in prices.models:
-            raise DataError(f"no price for model {rows.model!r} (folder {rows.folder!r}); the price table has "
-                            f"{sorted(prices.models)}: pass prices= with this model, or model= to name it",
-                            file=str(rows.path), column="model")
         cost, tin, tout = prices.costs(rows.model, questions, rows.generated)
         frames.append(pd.DataFrame({
             "prompt_id": np.char.add(f"{rows.task}:", record.astype(str)).astype(object),
@@ -431,7 +430,7 @@ def read_mot(
             "prompt": questions,
             "model": rows.model,
             "sample": sample,
-            "answer": answers,
+            "answer": pd.Series(answers, dtype=object),  # None where no answer (not NaN)
             "quality": quality,
             "cost": cost,
             "input_tokens": tin,

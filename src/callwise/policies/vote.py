@@ -172,7 +172,11 @@ class _MultiCall(Policy):
         _, s, curves = hit
         quality = curves[:, gens - 1]
         cost = expected_cost(s, [gens], self.draws)[:, 0] + self._extra_cost(s, gens)
-        return self._decisions(queries, backend, model, cost, quality, None)
+        return self._decisions(queries, backend, model, cost, quality, None, self._offline_extra_calls(model, gens, backend))
+
+    def _offline_extra_calls(self, model: str, gens: int, backend: Any) -> dict[str, int]:
+        """Calls beyond the generations offline, per model (Filter-Vote's filter calls)."""
+        return {}
 
     def settings_key(self) -> tuple:
         return tuple((k, repr(v)) for k, v in sorted(self.params().items()) if k not in ("k", "k_max"))
@@ -324,6 +328,12 @@ class FilterVote(_MultiCall):
         per = np.nanmean(s.cost, axis=1) if self.judge_cost is None else np.full(s.n_queries, float(self.judge_cost))
         return gens * per
 
+    def _offline_extra_calls(self, model: str, gens: int, backend: Any) -> dict[str, int]:
+        # a simulated or recorded filter is counted on the judge model when the data has it, else on the
+        # generating model (the paper filters with the same LM)
+        judge = self.judge_model if self.judge_model in backend.models else model
+        return {judge: gens}
+
     def _decide_live(self, queries: Queries, backend: Backend, model: str) -> Decisions:
         if self.filter not in ("judge", "auto"):
             raise PolicyError(f"filter-vote: filter={self.filter!r} is offline only; live runs use filter='judge'")
@@ -394,15 +404,15 @@ class BestOfK(_MultiCall):
         return np.full(s.n_queries, float(self.ranker_cost))
 
     def _decide_live(self, queries: Queries, backend: Backend, model: str) -> Decisions:
+        judge = self.judge_model or model
+        if self.ranker == "judge" and judge not in backend.models:  # before any generation is paid for
+            raise PolicyError(f"best-of-k: judge model {judge!r} is not available; the backend has "
+                              f"{list(backend.models)}")
         answers, quality, cost = self._generate(queries, backend, model)
         n, k = answers.shape
         rows = np.arange(n)
         extra: dict[str, int] = {}
         if self.ranker == "judge":
-            judge = self.judge_model or model
-            if judge not in backend.models:
-                raise PolicyError(f"best-of-k: judge model {judge!r} is not available; the backend has "
-                                  f"{list(backend.models)}")
             prompts = np.array([self.template.format(
                 question=queries.prompts[i],
                 candidates="\n".join(f"{j + 1}. {answers[i, j] or ''}" for j in range(k))) for i in range(n)],
