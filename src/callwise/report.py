@@ -301,7 +301,8 @@ def print_scale(result: "ScaleResult", console: "Console") -> None:
     m, sm = result.meta, result.summary
     n = sm["samples_per_prompt"]["min"]
     est = " (costs ESTIMATED)" if m["data"].get("costs_estimated") else ""
-    console.print(f"{m['model']} on {m['task']}: {sm['n_prompts']} prompts, {n} samples each; "
+    left = f" ({sm['excluded_prompts']} with fewer samples left out)" if sm.get("excluded_prompts") else ""
+    console.print(f"{m['model']} on {m['task']}: {sm['n_prompts']} prompts{left}, {n} samples each; "
                   f"easy share {sm['easy_share']['all_samples']:.2f} (all samples), "
                   f"{sm['easy_share']['few_samples']:.2f} (first {sm['few_samples']}); "
                   f"${sm['cost_per_call'] * 1000:.3g} per 1k calls{est}")

@@ -98,6 +98,7 @@ def run_policy(policy: Policy, prompts: Prompts, backend: Live, *, grader: str |
     q = prompts.queries
     index = {str(p): i for i, p in enumerate(q.ids)}
     rows: list[dict[str, Any]] = []
+    aux: list[str] = []  # models of calls about a prompt (a judge's, a ranker's): not outcomes of it
     frames = []
     spent_before = backend.stats["spent"]
     for start in range(0, len(q), chunk):
@@ -107,7 +108,10 @@ def run_policy(policy: Policy, prompts: Prompts, backend: Live, *, grader: str |
         frames.append(d.to_frame().assign(answer=d.answers if d.answers is not None else None))
         for c in rec.log:
             for pid, r in zip(c.ids, c.calls.responses or []):
-                rows.append(_row(prompts, index, str(pid), c.sample, r))
+                if str(pid) in index:
+                    rows.append(_row(prompts, index, str(pid), c.sample, r))
+                else:  # e.g. "<id>#judge": Filter-Vote's judge or best-of-K's ranker
+                    aux.append(r.model)
         if progress is not None:
             progress(len(idx))
     policy_spent = backend.stats["spent"] - spent_before
@@ -126,8 +130,9 @@ def run_policy(policy: Policy, prompts: Prompts, backend: Live, *, grader: str |
     meta = {"format": "callwise-run", "policy": policy.name, "settings": policy.params(),
             "prices": backend.price_source(), "complete": complete}
     table = _table(rows, prompts, grader, partial=not complete, meta=meta)
-    summary = {"prompts": len(q), "policy": policy.name, "calls": int(len(rows)),
-               "calls_per_model": {m: int(n) for m, n in pd.Series([r["model"] for r in rows]).value_counts().items()},
+    summary = {"prompts": len(q), "policy": policy.name, "calls": int(len(rows) + len(aux)), "aux_calls": len(aux),
+               "calls_per_model": {m: int(n) for m, n in
+                                   pd.Series([r["model"] for r in rows] + aux).value_counts().items()},
                "cost_policy": float(decisions["cost"].sum()), "mean_cost": float(decisions["cost"].mean()),
                "spent_now": float(backend.stats["spent"] - spent_before), "spent_policy_now": float(policy_spent),
                "spent_exploring_now": float(explored), "cache_hits": table.meta["cache_hits"],
@@ -141,9 +146,15 @@ def run_policy(policy: Policy, prompts: Prompts, backend: Live, *, grader: str |
 def _decision_quality(decisions: pd.DataFrame, table: OutcomeTable) -> np.ndarray:
     """Quality of each returned answer: the graded quality of the row the policy answered with."""
     f = table.frame
-    q = f[f["sample"] == 0].set_index(["prompt_id", "model"])["quality"]
+    s0 = f[f["sample"] == 0].set_index(["prompt_id", "model"])["quality"]
     keys = list(zip(decisions["prompt_id"].astype(str), decisions["model"]))
-    return q.reindex(keys).to_numpy(dtype=float)
+    q = s0.reindex(keys).to_numpy(dtype=float)
+    if "answer" in decisions.columns and "answer" in f.columns:
+        # a multi-call policy (a vote) may answer with another sample than 0: the quality of the row it returned
+        by = f.drop_duplicates(["prompt_id", "model", "answer"]).set_index(["prompt_id", "model", "answer"])["quality"]
+        got = by.reindex([(p, m, a) for (p, m), a in zip(keys, decisions["answer"])]).to_numpy(dtype=float)
+        q = np.where(np.isfinite(got), got, q)
+    return q
 
 
 def collect(models: Sequence[str], prompts: Prompts, backend: Live, *, samples: int = 1, grader: str | None = None,

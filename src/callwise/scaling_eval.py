@@ -91,7 +91,13 @@ def scale(table: OutcomeTable, model: str, *, task: str | None = None, n_few: in
     s, task, _ = model_samples(table, model, task, normalise)
     if k_max < 2:
         raise PolicyError(f"--k-max must be at least 2, got {k_max}")
-    n_rec = int(s.n.min())
+    # the empirical curve needs the same N for every prompt: use the most common sample count and leave
+    # out the few prompts with fewer (records whose program failed to run, say), reported
+    counts = np.bincount(s.n)
+    n_rec = int(np.argmax(counts)) if int(s.n.min()) < int(s.n.max()) else int(s.n.min())
+    short = s.n < n_rec
+    if short.any():
+        s = s.take(np.flatnonzero(~short))
     if n_rec < 2:
         raise DataError(f"model {model!r} on task {task!r} has prompts with {n_rec} recorded sample(s); "
                         "scaling needs at least 2 per prompt", column="sample")
@@ -142,6 +148,7 @@ def scale(table: OutcomeTable, model: str, *, task: str | None = None, n_few: in
     drop = emp_q[:, k_emp - 1] - emp_q[:, n_rec - 1]
     summary = {
         "n_prompts": int(s.n_queries), "samples_per_prompt": {"min": n_rec, "max": int(s.n.max())},
+        "excluded_prompts": int(short.sum()),
         "few_samples": few, "cost_per_call": cost_per_call,
         "easy_share": {"all_samples": float(fitted_model.easy.mean()), "few_samples": float(pred_model.easy.mean())},
         "fit_rmse": {"all_samples": fitted_model.fit_rmse(), "few_samples": pred_model.fit_rmse()},
@@ -185,6 +192,7 @@ def scale(table: OutcomeTable, model: str, *, task: str | None = None, n_few: in
             "best_of_k": "K generations and a ranker (the ranking call is not counted in K); exact",
             "plateau_k": f"fewest calls within {SHAPE_TOL} of the curve's best accuracy",
             "regret": "empirical accuracy at the empirical best K minus at min(best_k, N), paired bootstrap CI",
+            "excluded_prompts": "prompts with fewer samples than the most common count, left out",
             "tie_rule": "first-seen answer wins (uniform among tied answers over random orders)",
         },
     }

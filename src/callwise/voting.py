@@ -81,6 +81,11 @@ class Samples:
         counts = np.bincount(rows * M + self.codes[ok], minlength=Q * M).reshape(Q, M)
         return counts / np.maximum(self.n, 1)[:, None]
 
+    def take(self, rows: np.ndarray) -> "Samples":
+        """The same samples for a subset of the queries."""
+        return Samples(self.codes[rows], self.value[rows], self.quality[rows], self.cost[rows], self.n[rows],
+                       self.order[rows])
+
     def head(self, n: int) -> "Samples":
         """The same queries keeping only their first ``n`` recorded samples (few-sample prediction)."""
         keep = np.minimum(self.n, n)
