@@ -6,8 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from callwise.scaling import (FIT_KS, best_k, binary_vote_accuracy, difficulty, fit_g, fit_scaling, g_curves, shape,
-                              two_level)
+from callwise.scaling import (
+    FIT_KS,
+    best_k,
+    binary_vote_accuracy,
+    difficulty,
+    fit_g,
+    fit_scaling,
+    g_curves,
+    shape,
+    two_level,
+)
 from callwise.voting import encode, vote_curve
 
 ODD = np.arange(1, 202, 2)

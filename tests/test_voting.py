@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 
 from callwise.errors import PolicyError
-from callwise.voting import (best_of_curve, encode, expected_cost, filter_vote_curve, plurality, prefix_winners,
-                             vote_curve)
+from callwise.voting import (
+    best_of_curve,
+    encode,
+    expected_cost,
+    filter_vote_curve,
+    plurality,
+    prefix_winners,
+    vote_curve,
+)
 
 
 def _counter_winner(seq):

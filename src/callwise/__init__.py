@@ -21,13 +21,25 @@ from .errors import CallwiseError, DataError, FormatError, PolicyError  # noqa: 
 from .fitting import fit_policy  # noqa: E402
 from .io import detect_format, load, write_parquet  # noqa: E402
 from .outcomes import DenseView, OutcomeTable  # noqa: E402
-from .policies import Decisions, Oracle, Policy, RandomMix, SingleModel, make, register, registry  # noqa: E402
+from .policies import (  # noqa: E402
+    BestOfK,
+    Decisions,
+    FilterVote,
+    Oracle,
+    Policy,
+    RandomMix,
+    SingleModel,
+    Vote,
+    make,
+    register,
+    registry,
+)
 from .policy_io import load_policy, save_policy  # noqa: E402
 from .prices import PriceTable  # noqa: E402
 from .sample import load_sample  # noqa: E402
 
 __all__ = [
-    "CallwiseError", "DataError", "Decisions", "DenseView", "FormatError", "Oracle", "OutcomeTable", "Policy",
+    "BestOfK", "CallwiseError", "DataError", "FilterVote", "Vote", "Decisions", "DenseView", "FormatError", "Oracle", "OutcomeTable", "Policy",
     "PolicyError", "PriceTable", "Queries", "RandomMix", "Replay", "SingleModel", "__version__", "bench",
     "detect_format", "fit_policy", "load", "load_policy", "load_sample", "make", "register", "registry",
     "save_policy", "split_outcomes", "write_parquet",

@@ -32,7 +32,6 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .errors import PolicyError
 
@@ -253,6 +252,8 @@ def _vote_draw(s: Samples) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.
 
 def _exact_binary_vote(s: Samples, rows: np.ndarray, ks: np.ndarray, draws: str) -> np.ndarray:
     """Exact expected vote quality for binary queries (codes 0 and maybe 1, no abstention)."""
+    from scipy import stats
+
     n = s.n[rows][:, None].astype(float)
     first = s.codes[rows] == 0
     rec = np.arange(s.codes.shape[1])[None, :] < s.n[rows][:, None]

@@ -34,8 +34,17 @@ from ..backends.base import Backend, Queries
 from ..errors import PolicyError
 from ..hashing import query_uniforms
 from ..outcomes import OutcomeTable
-from ..voting import (DRAWS, Samples, best_of_curve, check_k, encode, expected_cost, filter_vote_curve, plurality,
-                      vote_curve)
+from ..voting import (
+    DRAWS,
+    Samples,
+    best_of_curve,
+    check_k,
+    encode,
+    expected_cost,
+    filter_vote_curve,
+    plurality,
+    vote_curve,
+)
 from .base import Decisions, Policy, register
 
 JUDGE_TEMPLATE = ("Question:\n{question}\n\nProposed answer:\n{answer}\n\n"
