@@ -32,18 +32,21 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-import callwise
-from callwise.scaling import FIT_KS, binary_vote_accuracy, fit_g, g_curves
-from callwise.voting import EMPTY_QUALITY, Samples, prefix_winners, vote_curve
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from speed import fmt_s, time_call  # noqa: E402
+
+import callwise  # noqa: E402
+from callwise.scaling import FIT_KS, binary_vote_accuracy, fit_g, g_curves  # noqa: E402
+from callwise.voting import EMPTY_QUALITY, Samples, prefix_winners, vote_curve  # noqa: E402
 
 CURVE_GOAL_S = 2.0
 GOAL_QUERIES, GOAL_K = 10_000, 1000
@@ -51,51 +54,6 @@ MC_QUERIES, MC_KS, MC_REPS = 2_000, 100, 200
 FIT_QUERIES = 10_000
 #: Dirichlet concentration of the right answer (the wrong ones have 1): a mix of easy and hard queries.
 RIGHT_CONCENTRATION = 3.0
-
-
-# --------------------------------------------------------------------------------------------
-# timing helpers
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Wall times (seconds) of repeated runs of one thing."""
-
-    label: str
-    runs: tuple[float, ...]
-
-    @property
-    def best(self) -> float:
-        return min(self.runs)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.runs)
-
-    def line(self) -> str:
-        many = len(self.runs) > 1
-        return (f"  {self.label:<58} best {fmt_s(self.best):>9}  median {fmt_s(self.median):>9}"
-                f"  ({len(self.runs)} run{'s' if many else ''})")
-
-
-def fmt_s(seconds: float) -> str:
-    """Seconds in a readable unit."""
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} us"
-    if seconds < 1.0:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
-def time_call(label: str, fn: Callable[[], object], repeats: int) -> tuple[Timing, object]:
-    """Run ``fn`` ``repeats`` times under ``time.perf_counter``; return the timing and the last result."""
-    runs: list[float] = []
-    result: object = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        runs.append(time.perf_counter() - t0)
-    return Timing(label, tuple(runs)), result
 
 
 # --------------------------------------------------------------------------------------------
