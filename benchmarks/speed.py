@@ -100,6 +100,17 @@ def time_call(label: str, fn: Callable[[], object], repeats: int) -> tuple[Timin
     return Timing(label, tuple(runs)), result
 
 
+def print_summary(title: str, rows: Sequence[tuple[str, str, str]]) -> None:
+    """A (what, figure, note) table under ``title``, columns sized to their contents."""
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    print(f"\n{title}")
+    print(f"  {'what':<{w0}}  {'figure':>{w1}}  note")
+    print(f"  {'-' * w0}  {'-' * w1}  {'-' * 24}")
+    for what, fig, note in rows:
+        print(f"  {what:<{w0}}  {fig:>{w1}}  {note}")
+
+
 def time_subprocess(label: str, cmd: Sequence[str], repeats: int) -> Timing:
     """Wall time of a subprocess (start to exit), output captured; fails loudly if it fails."""
     runs: list[float] = []
@@ -366,13 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ("MET" if met else "NOT MET") if n >= GOAL_N else "n/a", f"n={n:,}"))
     if not args.skip_bench and args.data.exists():
         summary.append(goal_bench_line)
-    w0 = max(len(r[0]) for r in summary)
-    w1 = max(len(r[1]) for r in summary)
-    print("\nSummary (medians unless noted)")
-    print(f"  {'what':<{w0}}  {'figure':>{w1}}  note")
-    print(f"  {'-' * w0}  {'-' * w1}  {'-' * 24}")
-    for what, fig, note in summary:
-        print(f"  {what:<{w0}}  {fig:>{w1}}  {note}")
+    print_summary("Summary (medians unless noted)", summary)
     return 0
 
 

@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed import fmt_s, time_call  # noqa: E402
+from speed import fmt_s, print_summary, time_call  # noqa: E402
 
 import callwise  # noqa: E402
 from callwise.scaling import FIT_KS, binary_vote_accuracy, fit_g, g_curves  # noqa: E402
@@ -238,13 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # ---- summary -------------------------------------------------------------------------------
     summary.append((f"goal: vote curve 10^4 x 1000 < {CURVE_GOAL_S:g} s", verdict, f"{Q:,} x {K:,}"))
-    w0 = max(len(r[0]) for r in summary)
-    w1 = max(len(r[1]) for r in summary)
-    print("\nSummary (best times)")
-    print(f"  {'what':<{w0}}  {'figure':>{w1}}  note")
-    print(f"  {'-' * w0}  {'-' * w1}  {'-' * 24}")
-    for what, fig, note in summary:
-        print(f"  {what:<{w0}}  {fig:>{w1}}  {note}")
+    print_summary("Summary (best times)", summary)
     return 0
 
 

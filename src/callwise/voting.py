@@ -80,6 +80,10 @@ class Samples:
         counts = np.bincount(rows * M + self.codes[ok], minlength=Q * M).reshape(Q, M)
         return counts / np.maximum(self.n, 1)[:, None]
 
+    def compacted(self, a: np.ndarray) -> np.ndarray:
+        """A (Q, S) per-sample array given in the original sample order, in the compacted order of ``codes``."""
+        return np.take_along_axis(np.asarray(a, dtype=float), self.order, axis=1)
+
     def take(self, rows: np.ndarray) -> "Samples":
         """The same samples for a subset of the queries."""
         return Samples(self.codes[rows], self.value[rows], self.quality[rows], self.cost[rows], self.n[rows],
@@ -308,7 +312,7 @@ def filter_vote_curve(s: Samples, ks: np.ndarray | list[int], keep: np.ndarray |
     check_k(s, k_max, draws)
     if not (0 <= tpr <= 1 and 0 <= fpr <= 1):
         raise PolicyError(f"tpr and fpr must be probabilities, got tpr={tpr}, fpr={fpr}")
-    kept_c = None if keep is None else np.take_along_axis(np.asarray(keep, dtype=float), s.order, axis=1)
+    kept_c = None if keep is None else s.compacted(keep)
     correct = np.nan_to_num(s.quality, nan=-np.inf) >= correct_at
 
     def run(pos: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -340,7 +344,7 @@ def best_of_curve(s: Samples, ks: np.ndarray | list[int], *, accuracy: float = 1
     check_k(s, int(ks.max()), draws)
     if not 0 <= accuracy <= 1:
         raise PolicyError(f"ranker accuracy must be a probability, got {accuracy}")
-    q = np.nan_to_num(s.quality, nan=np.nan)
+    q = s.quality
     if draws == "first":
         qq = q[:, : int(ks.max())]
         emax = np.fmax.accumulate(qq, axis=1)[:, ks - 1]
@@ -362,7 +366,7 @@ def best_of_curve(s: Samples, ks: np.ndarray | list[int], *, accuracy: float = 1
     w = np.where(j <= n, w, 0.0)
     vals = np.where(np.isfinite(qs), qs, 0.0)[:, None, :]
     emax = (w * vals).sum(axis=2)
-    emean = np.nanmean(np.where(np.isfinite(q), q, np.nan), axis=1)[:, None]
+    emean = np.nanmean(q, axis=1)[:, None]
     return accuracy * emax + (1 - accuracy) * emean
 
 

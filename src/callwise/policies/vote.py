@@ -29,6 +29,7 @@ import re
 from typing import Any, Callable, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from ..backends.base import Backend, Queries
 from ..errors import PolicyError
@@ -70,6 +71,11 @@ def parse_choice(text: Any, k: int) -> int | None:
     return None
 
 
+def _samples_per_model(frame: pd.DataFrame) -> pd.Series:
+    """The fewest recorded samples any prompt has, per model."""
+    return frame.groupby(["model", "prompt_id"])["sample"].nunique().groupby(level=0).min()
+
+
 class _MultiCall(Policy):
     """Shared machinery: one model, K calls, offline expectations from recorded samples, live calls."""
 
@@ -102,7 +108,7 @@ class _MultiCall(Policy):
     def fit(self, train: OutcomeTable) -> "_MultiCall":
         """Pick the model (the one with the most recorded samples, ties to the better) and K's range."""
         f = train.frame
-        per = f.groupby(["model", "prompt_id"])["sample"].nunique().groupby(level=0).min()
+        per = _samples_per_model(f)
         if self.model is None:
             q = f[f["sample"] == 0].groupby("model")["quality"].mean()
             self.model_ = str(sorted(per.index, key=lambda m: (-per[m], -q.get(m, 0.0), m))[0])
@@ -240,13 +246,6 @@ class _MultiCall(Policy):
             self.samples_ = int(fitted["samples"])
         return self
 
-    @staticmethod
-    def _recorded_samples(train: OutcomeTable) -> int:
-        f = train.frame
-        if "answer" not in f.columns or f["answer"].isna().all():
-            return 0
-        return int(f.groupby(["model", "prompt_id"])["sample"].nunique().groupby(level=0).min().max())
-
 
 @register
 class Vote(_MultiCall):
@@ -266,7 +265,9 @@ class Vote(_MultiCall):
     @classmethod
     def default(cls, train: OutcomeTable) -> "Vote | None":
         """Bench's Vote: on data with at least two recorded samples (with answers) per prompt."""
-        return cls() if cls._recorded_samples(train) >= 2 else None
+        f = train.frame
+        has_answers = "answer" in f.columns and f["answer"].notna().any()
+        return cls() if has_answers and int(_samples_per_model(f).max()) >= 2 else None
 
 
 @register
@@ -326,7 +327,7 @@ class FilterVote(_MultiCall):
             raise PolicyError("filter-vote: filter='judge' calls a live judge; offline use 'recorded' or 'simulated'")
         if mode == "recorded":
             rec = np.isfinite(s.quality)
-            if keep is None or not np.isfinite(keep_or_nan(keep, s)[rec]).all():
+            if keep is None or not np.isfinite(s.compacted(keep)[rec]).all():
                 raise PolicyError("filter-vote: filter='recorded' needs a 'keep' verdict for every recorded sample; "
                                   "the data has none (use filter='simulated' with tpr/fpr)")
             return filter_vote_curve(s, ks, keep, draws=self.draws, reps=self.reps, seed=self.seed)
@@ -366,11 +367,6 @@ class FilterVote(_MultiCall):
         picked, q = self._pick(answers, quality, win)
         extra = {judge: g} if judge != model else {model: g}
         return self._decisions(queries, backend, model, cost.sum(axis=1) + jcost, q, picked, extra)
-
-
-def keep_or_nan(keep: np.ndarray, s: Samples) -> np.ndarray:
-    """Recorded verdicts in compacted order (NaN where missing)."""
-    return np.take_along_axis(np.asarray(keep, dtype=float), s.order, axis=1)
 
 
 @register
