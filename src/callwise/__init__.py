@@ -25,6 +25,7 @@ from .policies import (  # noqa: E402
     BestOfK,
     Decisions,
     FilterVote,
+    MetricAware,
     Oracle,
     Policy,
     RandomMix,
@@ -34,13 +35,14 @@ from .policies import (  # noqa: E402
     register,
     registry,
 )
+from .metrics import Metric, get_metric, register_metric  # noqa: E402
 from .policy_io import load_policy, save_policy  # noqa: E402
 from .prices import PriceTable  # noqa: E402
 from .sample import load_sample  # noqa: E402
 
 __all__ = [
-    "BestOfK", "CallwiseError", "DataError", "FilterVote", "Vote", "Decisions", "DenseView", "FormatError", "Oracle", "OutcomeTable", "Policy",
+    "BestOfK", "CallwiseError", "DataError", "FilterVote", "Vote", "Decisions", "DenseView", "FormatError", "MetricAware", "Oracle", "OutcomeTable", "Policy",
     "PolicyError", "PriceTable", "Queries", "RandomMix", "Replay", "SingleModel", "__version__", "bench",
-    "detect_format", "fit_policy", "load", "load_policy", "load_sample", "make", "register", "registry",
+    "Metric", "detect_format", "fit_policy", "get_metric", "load", "register_metric", "load_policy", "load_sample", "make", "register", "registry",
     "save_policy", "split_outcomes", "write_parquet",
 ]

@@ -6,6 +6,7 @@
 - ``callwise fit DATA --policy P --save F.json`` -> :func:`callwise.fit_policy` + :func:`callwise.save_policy`
 - ``callwise route F.json PROMPT...``   -> :func:`callwise.load_policy` + ``policy.route(prompts)``
 - ``callwise scale DATA --model M``     -> :func:`callwise.scaling_eval.scale` (vote accuracy against K, best K)
+- ``callwise aggregate DATA --metric mae`` -> :func:`callwise.aggregate_eval.evaluate` (which way of combining samples wins per metric)
 - ``callwise run F.json PROMPTS.jsonl --out O.parquet`` -> :func:`callwise.runs.run_policy` on a :class:`~callwise.backends.live.Live` backend
 - ``callwise collect M1,M2 PROMPTS.jsonl --out O.parquet`` -> :func:`callwise.runs.collect`
 - ``callwise serve F.json ...``         -> :class:`callwise.serve.PolicyServer` (FastAPI + uvicorn)
@@ -403,6 +404,51 @@ def scale(
     if out is not None:
         _write_outputs(result, out, write_scale_plots)
         console.print(f"wrote {out / 'results.json'} and {out / 'scale.png'}")
+
+
+@app.command()
+def aggregate(
+    data: Optional[Path] = typer.Argument(None, help="Recorded outcomes with several samples and a reference per prompt"),
+    metric: Optional[List[str]] = typer.Option(None, "--metric", help="Metric, repeatable: mse | mae | exact-match | "
+                                               "pinball:TAU | token-f1 | rouge-l | bleu | chrf | closeness | pearson | "
+                                               "spearman (default: mse, mae, exact-match)"),
+    n: int = typer.Option(8, "--n", help="Samples combined per prompt"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The model whose samples are combined (default: "
+                                        "the one with the most samples)"),
+    task: Optional[List[str]] = typer.Option(None, "--task", help="Task(s) to evaluate, repeatable (default: all of the model's)"),
+    rule: Optional[List[str]] = typer.Option(None, "--rule", help="Extra rule(s) beyond the defaults, e.g. quantile:0.9, mbr:rouge-l"),
+    draws: str = typer.Option("with-replacement", "--draws", help="with-replacement | without-replacement | first"),
+    reps: int = typer.Option(200, "--reps", help="Random draws of n samples per prompt"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the draws and the bootstrap"),
+    synthetic: bool = typer.Option(False, "--synthetic", help="Use the synthetic suite (known distributions, with the "
+                                   "Bayes-optimal rule as 'oracle') instead of DATA"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json and aggregate.png here"),
+    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
+) -> None:
+    """Which way of combining a model's samples (mean, median, mode, MBR, ...) wins under which metric."""
+    from .aggregate_eval import evaluate, synthetic_suite
+    from .report import print_aggregate, write_aggregate_plots
+
+    console = _console()
+    metrics = metric or ["squared-error", "absolute-error", "exact-match"]
+    try:
+        if synthetic == (data is not None):
+            raise DataError("give DATA or --synthetic (not both)")
+        oracle = None
+        if synthetic:
+            table, oracle = synthetic_suite(metrics, seed=seed)
+        else:
+            table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)  # type: ignore[arg-type]
+        with console.status("aggregating") as status:
+            result = evaluate(table, metrics, model=model, tasks=task, n=n, draws=draws, reps=reps, seed=seed,
+                              rules=rule or (), oracle=oracle, on_step=lambda what: status.update(what))
+    except CallwiseError as e:
+        _fail(e)
+    print_aggregate(result, console)
+    if out is not None:
+        _write_outputs(result, out, write_aggregate_plots)
+        console.print(f"wrote {out / 'results.json'} and {out / 'aggregate.png'}")
 
 
 def _finite(o: Any) -> Any:

@@ -28,6 +28,7 @@ SCHEMA: dict[str, tuple[str, bool]] = {
     "model": ("str", True),
     "sample": ("int", False),
     "answer": ("str", False),
+    "reference": ("str", False),
     "quality": ("float", True),
     "cost": ("float", True),
     "latency": ("float", False),
@@ -79,6 +80,8 @@ class DenseView:
     Cells with no recorded call are NaN in ``quality`` and ``cost``. ``answers`` is an object array
     of the same shape (None where absent) when the table has answers; ``keep`` holds a filter's
     recorded verdicts (1 keep, 0 drop; Filter-Vote reads them) when the table has them.
+    ``references`` holds each prompt's gold answer (the ``reference`` column: what metric-aware
+    aggregation scores its predictions against) when the table has one.
     """
 
     prompt_ids: np.ndarray
@@ -91,6 +94,7 @@ class DenseView:
     confidence: np.ndarray | None = None
     answers: np.ndarray | None = None
     keep: np.ndarray | None = None
+    references: np.ndarray | None = None
 
     @property
     def n_prompts(self) -> int:
@@ -108,7 +112,7 @@ class DenseView:
         opt = lambda a: None if a is None else a[idx]  # noqa: E731
         return DenseView(self.prompt_ids[idx], self.tasks[idx], self.prompts[idx], self.models,
                          self.quality[idx], self.cost[idx], opt(self.latency), opt(self.confidence),
-                         opt(self.answers), opt(self.keep))
+                         opt(self.answers), opt(self.keep), opt(self.references))
 
 
 class OutcomeTable:
@@ -239,6 +243,7 @@ class OutcomeTable:
             confidence=fill("confidence") if has("confidence") else None,
             answers=fill("answer", object, None) if has("answer") else None,
             keep=fill("keep") if has("keep") else None,
+            references=f["reference"].to_numpy(dtype=object)[first] if has("reference") else None,
         )
 
     # -- storage -------------------------------------------------------------------------------
@@ -422,6 +427,14 @@ def _check_prompt_consistency(df: pd.DataFrame, prov: Provenance) -> None:
         pid = n_tasks[n_tasks > 1].index[0]
         raise DataError(f"prompt {pid!r} appears under several tasks {sorted(df[df.prompt_id == pid]['task'].unique())}; "
                         "prompt ids must be unique within a dataset", row=f"prompt {pid!r}", column=prov.column("task", 0))
+    if "reference" in df.columns:
+        n_ref = df.groupby("prompt_id")["reference"].nunique()
+        if (n_ref > 1).any():
+            pid = n_ref[n_ref > 1].index[0]
+            refs = sorted(df.loc[df.prompt_id == pid, "reference"].dropna().unique())[:3]
+            raise DataError(f"prompt {pid!r} has different reference answers {refs}; the reference is the prompt's "
+                            "gold answer and must be the same on every row of the prompt", row=f"prompt {pid!r}",
+                            column=prov.column("reference", 0))
     if "split" in df.columns:
         n_split = df.groupby("prompt_id")["split"].nunique()
         if (n_split > 1).any():

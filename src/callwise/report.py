@@ -13,6 +13,7 @@ import numpy as np
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .aggregate_eval import AggregateResult
     from .bench import BenchResult, Entry
     from .cascade_eval import CascadeResult, CascadeRun
     from .scaling_eval import ScaleResult
@@ -370,4 +371,85 @@ def plot_scale(result: "ScaleResult", path: Path) -> None:
 def write_scale_plots(result: "ScaleResult", out: Path) -> list[Path]:
     p = out / "scale.png"
     plot_scale(result, p)
+    return [p]
+
+
+def print_aggregate(result: "AggregateResult", console: "Console") -> None:
+    """Per task, one row per aggregation rule and one column per metric: value [interval]; the best
+    rule of each metric is marked *, the metric's own (Bayes-optimal) rule is underlined by (own)."""
+    from rich import box
+    from rich.table import Table
+
+    m = result.meta
+    console.print(f"{m['model']}: n = {m['n']} samples per prompt, {m['draws']} draws x {m['reps']}; "
+                  f"values are {', '.join(_metric_label(x) for x in m['metrics'])} ± half the 95% interval over "
+                  "prompts; * the best rule, = the metric's own (Bayes-optimal) rule")
+    rows = result.rows
+    for task in dict.fromkeys(r["task"] for r in rows):
+        tr = [r for r in rows if r["task"] == task]
+        metrics = list(dict.fromkeys(r["metric"] for r in tr))
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left",
+                  title=f"{task} ({tr[0]['kind']}; {tr[0]['prompts']} prompts"
+                        + (f", {tr[0]['left_out']} left out" if tr[0]["left_out"] else "") + ")")
+        t.add_column("rule", no_wrap=True, min_width=max(len(r["rule"]) for r in tr))
+        for x in metrics:
+            t.add_column(_metric_label(x), justify="right", no_wrap=True)
+        for rule in dict.fromkeys(r["rule"] for r in tr):
+            cells = []
+            for x in metrics:
+                r = next((r for r in tr if r["rule"] == rule and r["metric"] == x), None)
+                if r is None:
+                    cells.append("")
+                    continue
+                ci = "" if not np.isfinite(r["ci_low"]) else f" ±{(r['ci_high'] - r['ci_low']) / 2:.2g}"
+                cells.append(f"{'*' if r.get('best') else ''}{'=' if r['matched'] else ''}{r['value']:.4g}{ci}")
+            t.add_row(rule, *cells)
+        console.print(t)
+    for note in result.notes:
+        console.print(f"note: {note}")
+
+
+def _metric_label(name: str) -> str:
+    return {"squared-error": "MSE", "absolute-error": "MAE", "exact-match": "accuracy"}.get(name, name)
+
+
+def plot_aggregate(result: "AggregateResult", path: Path) -> None:
+    """One panel per metric: each rule's value relative to one call (``first``), per task (losses: lower
+    is better; scores: higher is better)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result.rows
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    rules = list(dict.fromkeys(r["rule"] for r in rows))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(5.0, 1.2 * len(tasks) + 2) * len(metrics) / 1.6, 4.2),
+                             dpi=110, squeeze=False)
+    width = 0.8 / max(len(rules), 1)
+    for ax, metric in zip(axes[0], metrics):
+        for j, rule in enumerate(rules):
+            ys = []
+            for task in tasks:
+                by = {r["rule"]: r for r in rows if r["task"] == task and r["metric"] == metric}
+                base = by.get("first")
+                r = by.get(rule)
+                ok = r is not None and base is not None and base["value"] not in (0, None)
+                ys.append(r["value"] / base["value"] if ok else np.nan)
+            ax.bar(np.arange(len(tasks)) + (j - (len(rules) - 1) / 2) * width, ys, width, label=rule)
+        ax.axhline(1.0, color="0.4", lw=0.8)
+        ax.set_xticks(np.arange(len(tasks)))
+        ax.set_xticklabels(tasks, rotation=30, ha="right", fontsize=7)
+        ax.set_title(f"{_metric_label(metric)} relative to one call", fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_aggregate_plots(result: "AggregateResult", out: Path) -> list[Path]:
+    p = out / "aggregate.png"
+    plot_aggregate(result, p)
     return [p]

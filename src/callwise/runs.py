@@ -137,7 +137,16 @@ def run_policy(policy: Policy, prompts: Prompts, backend: Live, *, grader: str |
                "spent_now": float(backend.stats["spent"] - spent_before), "spent_policy_now": float(policy_spent),
                "spent_exploring_now": float(explored), "cache_hits": table.meta["cache_hits"],
                "retries": backend.stats["retries"], "fallbacks": backend.stats["fallbacks"]}
-    if grader is not None or not decisions["quality"].isna().all():
+    score = getattr(policy, "score_answers", None)
+    if score is not None and any(r is not None for r in prompts.references):
+        # a metric-aware answer may be no sample at all (a mean): score it under the policy's metric
+        index_of = {str(p): i for i, p in enumerate(q.ids)}
+        refs = [prompts.references[index_of[str(p)]] for p in decisions["prompt_id"]]
+        qual = score(decisions["answer"].to_numpy(dtype=object), refs)
+        decisions["quality"] = qual
+        summary["metric"] = policy._metric().name  # type: ignore[attr-defined]
+        summary["mean_quality"] = float(np.mean(qual)) if len(qual) else math.nan
+    elif grader is not None or not decisions["quality"].isna().all():
         qual = _decision_quality(decisions, table)
         summary["mean_quality"] = float(np.mean(qual)) if len(qual) else math.nan
     return RunResult(table, decisions, summary)

@@ -74,6 +74,13 @@ class Replay:
         return RecordedSamples(pick(self.view.answers), self.view.quality[rows, m, :], self.view.cost[rows, m, :],
                                pick(self.view.keep))
 
+    def references(self, queries: Queries) -> np.ndarray:
+        """Each query's reference (gold) answer, (Q,) object array; an error when the data has none."""
+        if self.view.references is None:
+            raise PolicyError("the data has no reference answers (a 'reference' column: each prompt's gold answer); "
+                              "metric-aware aggregation scores its predictions against them")
+        return self.view.references[self._rows(queries)]
+
     def truth(self, queries: Queries, sample: int = 0) -> tuple[np.ndarray, np.ndarray]:
         rows = self._rows(queries)
         s = self._sample(sample)

@@ -19,7 +19,9 @@ Mapping (one outcome row per generated sample):
 - ``sample`` = the completion's index; ``answer`` = ``results[i]`` normalised
   (:mod:`callwise.normalise`), None where it cannot be read or where ``results`` is shorter than
   ``generated`` (failed program runs were dropped from ``results``; the missing ones are padded at
-  the end as no-answer); ``quality`` = 1.0 when the answer equals the normalised gold, else 0.0.
+  the end as no-answer); ``quality`` = 1.0 when the answer equals the normalised gold, else 0.0;
+  ``reference`` = the normalised gold (the first in sorted order when a Llama-2 record scores
+  several candidates 1), which metric-aware aggregation scores its predictions against.
 - Normaliser by task: ``date*`` -> date, ``gsm*``/``asdiv*`` -> number, ``tabmwp*`` -> number where
   the gold is a number or a fraction and text where it is not (TabMWP mixes ``6.0``, ``"7/41"``,
   ``"3:15 P.M."`` and ``"Champ"``), anything else -> text; ``normaliser=`` overrides for all tasks.
@@ -317,8 +319,9 @@ def _read_file(path: Path, label: str, model: str, folder: str) -> _FileRows:
 
 
 def _normalise_file(rows: _FileRows, normaliser: str | Callable[[Any], Any] | None,
-                    ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(normalised answers, quality, answers present but unreadable) of one file's samples."""
+                    ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """(normalised answers, quality, answers present but unreadable, reference per sample) of one file's
+    samples; the reference is the normalised gold (the first in sorted order where a record has several)."""
     counts = np.asarray(rows.counts, dtype=np.int64)
     n_records = len(counts)
     kind = _default_kind(rows.task) if normaliser is None else None
@@ -354,7 +357,8 @@ def _normalise_file(rows: _FileRows, normaliser: str | Callable[[Any], Any] | No
                           count=len(answers))
     present = np.fromiter((r is not None for r in results), dtype=bool, count=len(results))
     unreadable = int(np.sum(present & np.array([a is None for a in answers], dtype=bool)))
-    return answers, quality, unreadable
+    reference = np.array([min(g) for g in gold_sets], dtype=object)
+    return answers, quality, unreadable, np.repeat(reference, counts)
 
 
 def _check_alignment(first: dict[str, _FileRows], rows: _FileRows) -> None:
@@ -418,7 +422,7 @@ def read_mot(
             empty.append(f"{rows.label} {rows.empty_records}")
         if n == 0:
             continue
-        answers, quality, n_unreadable = _normalise_file(rows, normaliser)
+        answers, quality, n_unreadable, reference = _normalise_file(rows, normaliser)
         record = np.repeat(np.arange(len(counts)), counts)
         starts = np.cumsum(counts) - counts
         sample = np.arange(n) - np.repeat(starts, counts)
@@ -431,6 +435,7 @@ def read_mot(
             "model": rows.model,
             "sample": sample,
             "answer": pd.Series(answers, dtype=object),  # None where no answer (not NaN)
+            "reference": reference,
             "quality": quality,
             "cost": cost,
             "input_tokens": tin,
@@ -448,7 +453,7 @@ def read_mot(
                         column="generated")
     df = pd.concat(frames, ignore_index=True)
     prov = Provenance(file=np.concatenate(files_col), line=np.concatenate(lines_col),
-                      columns={"answer": "results", "quality": "results", "prompt": "question",
+                      columns={"answer": "results", "quality": "results", "reference": "answer", "prompt": "question",
                                "prompt_id": "question", "cost": "generated", "input_tokens": "question",
                                "output_tokens": "generated", "sample": "generated"},
                       unit="record")
