@@ -258,7 +258,7 @@ def _as_weight_matrix(weights: Any, shape: tuple[int, int]) -> np.ndarray:
     bad = ~np.isnan(w) & (~np.isfinite(w) | (w < 0))
     if bad.any():
         q, s = np.argwhere(bad)[0]
-        raise PolicyError(f"query {q}, sample {s}: weight {w[q, s]!r} is not a finite number >= 0")
+        raise PolicyError(f"query {q}, sample {s}: weight {float(w[q, s])!r} is not a finite number >= 0")
     return np.nan_to_num(w, nan=0.0)
 
 
@@ -324,7 +324,7 @@ def probability_weights(logprobs: Any, keys: Any = None) -> np.ndarray:
         raise PolicyError(f"logprobs must be a (queries, samples) array, got shape {lp.shape}")
     if (lp > 1e-9).any():
         q, s = np.argwhere(lp > 1e-9)[0]
-        raise PolicyError(f"query {q}, sample {s}: log-probability {lp[q, s]!r} is positive; expected a value <= 0")
+        raise PolicyError(f"query {q}, sample {s}: log-probability {float(lp[q, s])!r} is positive; expected a value <= 0")
     ok = ~np.isnan(lp)
     if keys is not None:
         k = np.asarray(keys, dtype=object)
