@@ -162,7 +162,7 @@ def evaluate(table: OutcomeTable, metrics: Sequence[str | Metric] = ("squared-er
                     continue
                 o = oracle[task][m.name].reindex(view.prompt_ids[idx]).to_numpy(dtype=float)[:, None]
                 per_rule.setdefault("oracle", {})[m.name] = m.scores(from_numbers(o, kind), o, refs_k, ref_num)
-                preds.setdefault("oracle", Predictions(from_numbers(o, kind), o, np.full(o.shape, -1)))
+                preds.setdefault("oracle", Predictions(None, o, np.full(o.shape, -1), kind))
         for m in usable:
             own = rule_for(m).name
             own_q = per_rule[own][m.name].mean(axis=1)

@@ -551,15 +551,23 @@ def get_rule(spec: "str | Rule") -> Rule:
 # applying a rule
 
 
-@dataclass(frozen=True)
 class Predictions:
     """Predictions of one rule, any shape (queries, or queries x draws): canonical answers, their
     numbers (NaN where not numeric) and, for rules that pick a sample, the picked distinct answer
-    (index into ``SampleSet.values``; -1 for numeric rules)."""
+    (index into ``SampleSet.values``; -1 for numeric rules). A numeric rule's answers are written
+    as text only when asked for (exact match, utilities), since most metrics read the numbers."""
 
-    answers: np.ndarray
-    numbers: np.ndarray
-    index: np.ndarray
+    def __init__(self, answers: np.ndarray | None, numbers: np.ndarray, index: np.ndarray, kind: str = "number") -> None:
+        self._answers = answers
+        self.numbers = numbers
+        self.index = index
+        self.kind = kind
+
+    @property
+    def answers(self) -> np.ndarray:
+        if self._answers is None:
+            self._answers = from_numbers(self.numbers, self.kind)
+        return self._answers
 
 
 def _weights_of_draw(ss: SampleSet, rows: np.ndarray, pos: np.ndarray,
@@ -650,7 +658,7 @@ def draw_predictions(ss: SampleSet, rule: "str | Rule", n: int | None = None, *,
             idx[:, rows] = r.pick(ctx, b, rng).reshape(R, len(rows))
     num, idx = num.T, idx.T
     if r.numeric:
-        return Predictions(from_numbers(num, kind), num, idx)
+        return Predictions(None, num, idx, kind)
     qrow = np.arange(Q)[:, None]
     answers = ss.values[qrow, np.maximum(idx, 0)]
     return Predictions(answers, ss.numbers(kind)[qrow, np.maximum(idx, 0)], idx)
@@ -699,6 +707,23 @@ def _sample_set(samples: Any, weights: Any, normalise: Any, r: Rule, kind: str) 
 
 
 def _numeric(samples: Any, rule: Rule, weights: Any, kind: str) -> np.ndarray:
+    if isinstance(samples, np.ndarray) and samples.ndim == 2 and samples.dtype.kind in "fiu" and kind == "number":
+        # numbers already: no normalising or grouping into distinct answers (rules work on per-sample columns)
+        x = samples.astype(float)
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise PolicyError(f"no samples: the sample array has shape {x.shape}")
+        w = np.ones(x.shape) if weights is None else _as_weight_matrix(weights, x.shape)
+        w = np.where(np.isfinite(x), w, 0.0)
+        bad = np.flatnonzero(~(w > 0).any(axis=1))
+        if bad.size:
+            raise PolicyError(f"{bad.size} quer{'y has' if bad.size == 1 else 'ies have'} no parsable sample "
+                              f"(queries {bad[:5].tolist()}): every sample is NaN or weighted 0")
+        if weights is None and isinstance(rule, Quantile):  # unweighted: numpy's selection, no full sort
+            if isinstance(rule, Median):
+                return np.nanmedian(x, axis=1)
+            return np.nanquantile(x, rule.tau, axis=1, method="inverted_cdf")
+        first = np.broadcast_to(np.arange(x.shape[1]), x.shape)
+        return rule.numbers(x, Batch(np.arange(x.shape[0]), w, first))
     ss = _sample_set(samples, weights, None, rule, kind)
     return draw_predictions(ss, rule, draws="first", kind=kind).numbers[:, 0]
 
