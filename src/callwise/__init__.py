@@ -20,6 +20,7 @@ from .bench import bench, split_outcomes  # noqa: E402
 from .errors import CallwiseError, DataError, FormatError, PolicyError  # noqa: E402
 from .fitting import fit_policy  # noqa: E402
 from .io import detect_format, load, write_parquet  # noqa: E402
+from .metrics import Metric, get_metric, register_metric  # noqa: E402
 from .outcomes import DenseView, OutcomeTable  # noqa: E402
 from .policies import (  # noqa: E402
     BestOfK,
@@ -35,7 +36,6 @@ from .policies import (  # noqa: E402
     register,
     registry,
 )
-from .metrics import Metric, get_metric, register_metric  # noqa: E402
 from .policy_io import load_policy, save_policy  # noqa: E402
 from .prices import PriceTable  # noqa: E402
 from .sample import load_sample  # noqa: E402

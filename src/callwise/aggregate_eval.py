@@ -34,6 +34,7 @@ from .aggregation import Predictions, SampleSet, draw_predictions, from_numbers,
 from .errors import DataError, PolicyError
 from .metrics import Metric, get_metric, rule_for
 from .outcomes import OutcomeTable
+from .policies.vote import _samples_per_model
 from .scaling_eval import _boot_ci
 
 BASELINES: tuple[str, ...] = ("first", "random")
@@ -214,7 +215,7 @@ def _fmt(v: float) -> str:
 
 
 def _default_model(table: OutcomeTable) -> str:
-    per = table.frame.groupby(["model", "prompt_id"])["sample"].nunique().groupby(level=0).min()
+    per = _samples_per_model(table.frame)
     return str(sorted(per.index, key=lambda m: (-per[m], m))[0])
 
 

@@ -589,20 +589,6 @@ def _weights_of_draw(ss: SampleSet, rows: np.ndarray, pos: np.ndarray,
     return weights, first
 
 
-def _positions(ss: SampleSet, rows: np.ndarray, n: int, draws: str, reps: int,
-               rng: np.random.Generator) -> np.ndarray:
-    """(reps * len(rows), n) random sample positions: replicate-major, query-minor."""
-    m = ss.n[rows]
-    R = reps
-    if draws == "with-replacement":
-        u = rng.random((R, len(rows), n))
-        return np.minimum((u * m[None, :, None]).astype(np.int64), m[None, :, None] - 1).reshape(R * len(rows), n)
-    S = ss.codes.shape[1]
-    u = rng.random((R, len(rows), S))
-    u[:, np.arange(S)[None, :] >= m[:, None]] = np.inf
-    return np.argsort(u, axis=2)[:, :, :n].reshape(R * len(rows), n)
-
-
 def check_usable(ss: SampleSet, what: str = "samples") -> None:
     """Raise, naming the queries, when a query has no usable sample."""
     bad = np.flatnonzero(ss.n < 1)
@@ -620,7 +606,7 @@ def draw_predictions(ss: SampleSet, rule: "str | Rule", n: int | None = None, *,
     them); ``with-replacement`` / ``without-replacement`` draw ``reps`` random sets (seeded; the
     same ``seed`` gives every rule the same draws, so rules are compared on common draws).
     """
-    from .voting import DRAWS
+    from .voting import DRAWS, draw_positions
 
     if draws not in DRAWS:
         raise PolicyError(f"draws must be one of {list(DRAWS)}, got {draws!r}")
@@ -649,7 +635,9 @@ def draw_predictions(ss: SampleSet, rule: "str | Rule", n: int | None = None, *,
             wmask = np.arange(n)[None, :] < np.minimum(ss.n[rows], n)[:, None]
             pos = np.where(wmask, np.arange(n)[None, :], 0)
         else:
-            pos, wmask = _positions(ss, rows, n, draws, R, rng), None
+            # replicate-major, query-minor rows, as np.tile(rows, R) below
+            pos = draw_positions(ss.n[rows], ss.codes.shape[1], R, n, draws, rng).reshape(R * len(rows), n)
+            wmask = None
         brow = np.tile(rows, R)
         b = Batch(brow, *_weights_of_draw(ss, brow, pos, wmask))
         if r.numeric:

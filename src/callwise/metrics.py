@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
 from .errors import PolicyError
 
@@ -134,7 +133,7 @@ class Metric:
 
 
 def _utility_scores(utility: Any, a: np.ndarray, r: np.ndarray, cache: Any) -> np.ndarray:
-    """utility(a, r) elementwise; each distinct pair is computed once (through ``cache``)."""
+    """utility(a, r) elementwise; the cache computes each distinct pair once."""
     from .utilities import UtilityCache, get_utility
 
     u = get_utility(utility)
@@ -142,12 +141,7 @@ def _utility_scores(utility: Any, a: np.ndarray, r: np.ndarray, cache: Any) -> n
     ok = np.fromiter((x is not None for x in flat_a), dtype=bool, count=flat_a.size)
     out = np.zeros(flat_a.size)
     if ok.any():
-        pairs = pd.MultiIndex.from_arrays([flat_a[ok].astype(str), flat_r[ok].astype(str)])
-        codes, uniq = pd.factorize(pairs)
-        ua = np.array([p[0] for p in uniq], dtype=object)
-        ur = np.array([p[1] for p in uniq], dtype=object)
-        vals = (cache if cache is not None else UtilityCache()).values(u, ua, ur)
-        out[ok] = np.asarray(vals, dtype=float)[codes]
+        out[ok] = (cache if cache is not None else UtilityCache()).values(u, flat_a[ok].astype(str), flat_r[ok].astype(str))
     return out.reshape(a.shape)
 
 

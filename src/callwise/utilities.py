@@ -176,10 +176,10 @@ def _f_measure(overlap: np.ndarray, lh: np.ndarray, lr: np.ndarray) -> np.ndarra
     return out
 
 
-class _TokenF1(Utility):
-    """SQuAD token F1 over :func:`tokens`; the multiset intersection is a sparse element-wise minimum."""
+class _OverlapF1(Utility):
+    """F-measure of a token overlap (``_overlap``) between the :func:`tokens` of hyp and ref, computed per
+    distinct string pair of the batch."""
 
-    name = "token-f1"
     symmetric = True
 
     def __call__(self, hyp: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -188,17 +188,30 @@ class _TokenF1(Utility):
             return np.zeros(0)
         uniques, ih, ir = _distinct(hyp, ref)
         tv = _TokenVocab.of_strings(uniques)
+        overlap = self._overlap(tv, ih, ir).astype(np.float64)
+        return _f_measure(overlap, tv.lengths[ih].astype(np.float64), tv.lengths[ir].astype(np.float64))
+
+    def _overlap(self, tv: "_TokenVocab", ih: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _TokenF1(_OverlapF1):
+    """SQuAD token F1 over :func:`tokens`; the multiset intersection is a sparse element-wise minimum."""
+
+    name = "token-f1"
+
+    def _overlap(self, tv: "_TokenVocab", ih: np.ndarray, ir: np.ndarray) -> np.ndarray:
         indptr = np.concatenate([[0], np.cumsum(tv.lengths)])
         counts = sp.csr_matrix((np.ones(len(tv.flat), dtype=np.int32), tv.flat, indptr),
-                               shape=(len(uniques), max(tv.size, 1)))
+                               shape=(len(tv.lengths), max(tv.size, 1)))
         counts.sum_duplicates()  # one entry per (string, token): the token's count
-        common = np.empty(len(hyp), dtype=np.float64)
+        common = np.empty(len(ih), dtype=np.float64)
         mean_len = max(1.0, float(tv.lengths.mean()))
         step = max(1, int(_CHUNK_ELEMENTS / mean_len))  # bounds the nnz of the gathered rows
-        for s in range(0, len(hyp), step):
+        for s in range(0, len(ih), step):
             a, b = counts[ih[s:s + step]], counts[ir[s:s + step]]
             common[s:s + step] = np.asarray(a.minimum(b).sum(axis=1)).ravel()
-        return _f_measure(common, tv.lengths[ih].astype(np.float64), tv.lengths[ir].astype(np.float64))
+        return common
 
 
 def _lcs_indexed(tv: _TokenVocab, ia: np.ndarray, ib: np.ndarray, chunk_elements: int | None = None
@@ -268,20 +281,13 @@ def _lcs_lengths(a: Sequence[Sequence[Hashable]], b: Sequence[Sequence[Hashable]
     return _lcs_indexed(tv, np.arange(len(a)), np.arange(len(a), 2 * len(a)), chunk_elements)
 
 
-class _RougeL(Utility):
+class _RougeL(_OverlapF1):
     """ROUGE-L F-measure (beta = 1) over :func:`tokens`, with the LCS DP vectorised over pairs."""
 
     name = "rouge-l"
-    symmetric = True
 
-    def __call__(self, hyp: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        hyp, ref = _as_str_array(hyp, "hyp"), _as_str_array(ref, "ref")
-        if len(hyp) == 0:
-            return np.zeros(0)
-        uniques, ih, ir = _distinct(hyp, ref)
-        tv = _TokenVocab.of_strings(uniques)
-        lcs = _lcs_indexed(tv, ih, ir).astype(np.float64)
-        return _f_measure(lcs, tv.lengths[ih].astype(np.float64), tv.lengths[ir].astype(np.float64))
+    def _overlap(self, tv: "_TokenVocab", ih: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        return _lcs_indexed(tv, ih, ir)
 
 
 class _SacreBleuUtility(Utility):

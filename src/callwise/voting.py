@@ -200,18 +200,18 @@ def _values(value: np.ndarray, rows: np.ndarray, win: np.ndarray) -> np.ndarray:
     return np.where(win >= 0, got, EMPTY_QUALITY)
 
 
-def _draw_positions(s: Samples, rows: np.ndarray, reps: int, k_max: int, draws: str,
-                    rng: np.random.Generator) -> np.ndarray:
-    """(reps, len(rows), k_max) sample positions (into the compacted rows)."""
-    n = s.n[rows]
+def draw_positions(n: np.ndarray, width: int, reps: int, k_max: int, draws: str,
+                   rng: np.random.Generator) -> np.ndarray:
+    """(reps, len(n), k_max) sample positions for queries with ``n`` samples each, stored first in rows
+    of ``width`` (compacted samples: votes' :class:`Samples`, aggregation's ``SampleSet``)."""
     if draws == "first":
-        return np.broadcast_to(np.arange(k_max), (reps, len(rows), k_max))
+        return np.broadcast_to(np.arange(k_max), (reps, len(n), k_max))
     if draws == "with-replacement":
-        u = rng.random((reps, len(rows), k_max))
+        u = rng.random((reps, len(n), k_max))
         return np.minimum((u * n[None, :, None]).astype(np.int64), n[None, :, None] - 1)
     # without replacement: a random order of the recorded samples, first k_max of it
-    S = s.codes.shape[1]
-    u = rng.random((reps, len(rows), S))
+    S = width
+    u = rng.random((reps, len(n), S))
     u[:, np.arange(S)[None, :] >= n[:, None]] = np.inf
     return np.argsort(u, axis=2)[:, :, :k_max]
 
@@ -240,7 +240,7 @@ def _mc_curves(s: Samples, k_max: int, draws: str, reps: int, seed: int,
     step = max(1, _CHUNK_CELLS // max(reps * k_max, 1))
     for a in range(0, len(rows), step):
         r = rows[a:a + step]
-        pos = _draw_positions(s, r, reps, k_max, draws, rng)
+        pos = draw_positions(s.n[r], s.codes.shape[1], reps, k_max, draws, rng)
         out[a:a + step] = per_draw(pos, r, rng).mean(axis=0)
     return out
 

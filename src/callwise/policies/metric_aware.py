@@ -64,9 +64,6 @@ class MetricAware(_MultiCall):
             raise PolicyError(f"{self.name}: metric {m.name!r} compares numbers; use normalise='number' or 'date', "
                               f"got {self._normaliser()!r}")
 
-    def settings_key(self) -> tuple:
-        return tuple((k, repr(v)) for k, v in sorted(self.params().items()) if k not in ("k", "k_max"))
-
     # -- shared --------------------------------------------------------------------------------
     def _sample_set(self, answers: np.ndarray, recorded: np.ndarray | None) -> SampleSet:
         ss = SampleSet.from_samples(answers, normalise=self._normaliser(), recorded=recorded)
