@@ -27,12 +27,28 @@ class Replay:
 
     Lookups are vectorised (one index lookup per batch); asking for a query, model or sample that
     was not recorded is an error, never a silent zero.
+
+    ``match`` says how a query finds its recorded row: by its id (``"id"``, the default) or by its
+    prompt text (``"prompt"``, as the replay server matches a request; the first prompt id in
+    table order wins when several share a text). Pipelines replay by prompt: a module's prompt
+    embeds earlier modules' outputs, so the text is what identifies the recorded call.
     """
 
-    def __init__(self, data: OutcomeTable | DenseView) -> None:
+    def __init__(self, data: OutcomeTable | DenseView, *, match: str = "id") -> None:
+        if match not in ("id", "prompt"):
+            raise PolicyError(f"unknown match {match!r}; expected 'id' or 'prompt'")
         self.view = data.dense() if isinstance(data, OutcomeTable) else data
         self.models = self.view.models
-        self._index = pd.Index(self.view.prompt_ids)
+        self.match = match
+        if match == "id":
+            self._index = pd.Index(self.view.prompt_ids)
+        else:
+            texts = pd.Series(np.asarray(self.view.prompts, dtype=object))
+            if texts.isna().any():
+                raise PolicyError("matching by prompt text needs every recorded prompt's text (a 'prompt' column); "
+                                  f"{int(texts.isna().sum())} prompts have none")
+            self._index = pd.Index(texts[~texts.duplicated()].to_numpy())
+            self._first_row = np.flatnonzero(~texts.duplicated().to_numpy())
 
     def queries(self) -> Queries:
         """Every recorded query, in table order."""
@@ -40,6 +56,13 @@ class Replay:
         return Queries(v.prompt_ids, v.prompts, v.tasks)
 
     def _rows(self, queries: Queries) -> np.ndarray:
+        if self.match == "prompt":
+            rows = self._index.get_indexer(np.asarray(queries.prompts, dtype=object))
+            if (rows < 0).any():
+                missing = [str(p)[:80] for p in queries.prompts[rows < 0][:3]]
+                raise PolicyError(f"{int((rows < 0).sum())} prompts have no recorded outcomes (matched by prompt "
+                                  f"text), e.g. {missing}")
+            return self._first_row[rows]
         rows = self._index.get_indexer(queries.ids)
         if (rows < 0).any():
             missing = queries.ids[rows < 0][:3].tolist()

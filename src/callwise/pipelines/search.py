@@ -1,0 +1,416 @@
+"""Allocation search: which model each module of a pipeline should use (LLMSelector and baselines).
+
+An *evaluator* scores allocations on the training queries: per query, the end-to-end quality and
+the dollar cost. Two ship: :class:`OutcomesEvaluator` scores ensemble-vote allocations exactly and
+vectorised from recorded answers; :class:`RunEvaluator` runs any pipeline on any backend (replay
+or live; a live backend's response cache makes a re-run free). Every search goes through a
+:class:`Ledger` that caches each allocation's scores and counts *evaluations*: distinct
+allocations scored on the training set, the unit the evaluation budget is spent in.
+
+**LLMSelector** (Chen et al. 2025, arXiv 2502.14815, as in the authors' code): start from a random
+(or given) allocation; visit modules round-robin; for module l, score every allocation that
+changes only module l on every training query, optionally adding ``alpha`` x a diagnoser's
+verdict that module l was not at fault; each query votes for all candidates that reach its best
+score; the most-voted candidate becomes the allocation. Stop when the last ``patience`` entries of
+the allocation trace (which starts with the initial allocation) are the same (default L + 1, the
+authors' rule: a whole sweep over the modules changed nothing), when the next round would overrun
+the evaluation budget, or after ``max_rounds``. Vote ties go to the current model (the authors'
+code takes the first-counted candidate; keeping the current one cannot cycle), then to the higher
+mean score, then to model order.
+
+Baselines at the same budget: the same model in every module, exhaustive search, random search
+and coordinate ascent (the same sweep choosing the best *mean* score instead of the per-query
+vote). Every method can be cost-aware: ``max_cost`` (dollars per query, mean on the training set)
+excludes allocations that cost more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from ..errors import PolicyError
+
+METHODS: tuple[str, ...] = ("llmselector", "coordinate", "random", "exhaustive", "single")
+
+
+class Evaluator(Protocol):
+    """Scores allocations (int arrays of model indices, one per module) on the training queries."""
+
+    models: tuple[str, ...]
+    n_slots: int
+
+    def evaluate(self, allocs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(A, Q) per-query quality and (A, Q) per-query cost of each of (A, L) allocations."""
+        ...
+
+
+class BudgetSpent(Exception):
+    """The evaluation budget cannot pay for what was asked (searches stop on it)."""
+
+
+class Ledger:
+    """Caches each allocation's per-query scores and counts evaluations against a budget.
+
+    ``evaluations`` counts distinct allocations scored; asking again for one already scored is
+    free. :meth:`scores` raises :class:`BudgetSpent` before scoring anything it cannot pay for.
+    """
+
+    def __init__(self, evaluator: Evaluator, budget: int | None = None, alpha: float = 0.0) -> None:
+        self.evaluator = evaluator
+        self.budget = budget
+        self.alpha = float(alpha)
+        self._cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._diag: dict[tuple[tuple[int, ...], int], np.ndarray] = {}
+        self.means: dict[tuple[int, ...], tuple[float, float]] = {}
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.means)
+
+    def left(self) -> float:
+        return np.inf if self.budget is None else self.budget - self.evaluations
+
+    def missing(self, allocs: np.ndarray) -> int:
+        return sum(tuple(int(x) for x in a) not in self.means for a in allocs)
+
+    def scores(self, allocs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(A, Q) quality and cost of the allocations, scoring only those not seen before."""
+        allocs = np.atleast_2d(np.asarray(allocs, dtype=np.int64))
+        keys = [tuple(int(x) for x in a) for a in allocs]
+        new = [i for i, k in enumerate(keys) if k not in self._cache]
+        new_keys = list(dict.fromkeys(keys[i] for i in new))
+        fresh = [k for k in new_keys if k not in self.means]
+        if len(fresh) > self.left():
+            raise BudgetSpent(f"{len(fresh)} new evaluations asked, {self.left()} left")
+        if new_keys:
+            q, c = self.evaluator.evaluate(np.array(new_keys, dtype=np.int64))
+            for k, qi, ci in zip(new_keys, q, c):
+                self._cache[k] = (np.asarray(qi, float), np.asarray(ci, float))
+                self.means[k] = (float(np.mean(qi)), float(np.mean(ci)))
+        q = np.stack([self._cache[k][0] for k in keys])
+        c = np.stack([self._cache[k][1] for k in keys])
+        return q, c
+
+    def record_means(self, allocs: np.ndarray, quality: np.ndarray, cost: np.ndarray) -> None:
+        """Record allocations scored in bulk (exhaustive search keeps means only)."""
+        for a, q, c in zip(allocs, quality, cost):
+            self.means[tuple(int(x) for x in a)] = (float(q), float(c))
+
+    def diagnosis(self, allocs: np.ndarray, slot: int) -> np.ndarray:
+        """(A, Q) the diagnoser's verdict that ``slot`` was not at fault (1) or was (0)."""
+        diag = getattr(self.evaluator, "diagnose", None)
+        if diag is None:
+            raise PolicyError("alpha > 0 needs a diagnoser; this evaluator has none")
+        keys = [(tuple(int(x) for x in a), slot) for a in allocs]
+        new = [k for k in dict.fromkeys(keys) if k not in self._diag]
+        if new:
+            got = diag(np.array([k[0] for k in new], dtype=np.int64), slot)
+            for k, g in zip(new, got):
+                self._diag[k] = np.asarray(g, float)
+        return np.stack([self._diag[k] for k in keys])
+
+
+@dataclass
+class SearchResult:
+    """What a search chose and what it spent.
+
+    ``allocation`` holds model indices (``models`` names them); ``trace`` the allocation after
+    each round (LLMSelector and coordinate ascent; the first entry is the start); ``evaluated``
+    the mean (quality, cost) on the training set of every allocation the search scored.
+    """
+
+    method: str
+    allocation: tuple[int, ...]
+    models: tuple[str, ...]
+    quality: float
+    cost: float
+    evaluations: int
+    rounds: int = 0
+    stopped: str = ""
+    trace: list[tuple[int, ...]] = field(default_factory=list)
+    evaluated: dict[tuple[int, ...], tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.models[i] for i in self.allocation)
+
+
+def _affordable(cost: float, max_cost: float | None) -> bool:
+    return max_cost is None or cost <= max_cost + 1e-15
+
+
+def _best(means: Mapping[tuple[int, ...], tuple[float, float]], max_cost: float | None) -> tuple[int, ...]:
+    """The highest mean quality among affordable allocations; ties to the cheaper, then the first."""
+    ok = [(k, q, c) for k, (q, c) in means.items() if _affordable(c, max_cost)]
+    if not ok:
+        raise PolicyError(f"no allocation found costs at most ${max_cost:g} per query on the training set; "
+                          f"the cheapest found costs ${min(c for _, c in means.values()):.6g}")
+    return max(ok, key=lambda t: (t[1], -t[2]))[0]
+
+
+def _result(method: str, ledger: Ledger, alloc: tuple[int, ...], **kw: Any) -> SearchResult:
+    q, c = ledger.means[alloc]
+    return SearchResult(method, alloc, ledger.evaluator.models, q, c, ledger.evaluations,
+                        evaluated=dict(ledger.means), **kw)
+
+
+def _start(M: int, L: int, rng: np.random.Generator, start: Sequence[int] | None) -> tuple[int, ...]:
+    if start is not None:
+        s = tuple(int(x) for x in start)
+        if len(s) != L or not all(0 <= x < M for x in s):
+            raise PolicyError(f"start allocation {list(start)} must hold {L} model indices in [0, {M})")
+        return s
+    return tuple(int(x) for x in rng.integers(0, M, size=L))
+
+
+def _sweep(method: str, ledger: Ledger, *, seed: int, start: Sequence[int] | None, max_cost: float | None,
+           patience: int | None, max_rounds: int, progress: Callable[[int, tuple[int, ...]], None] | None
+           ) -> SearchResult:
+    ev = ledger.evaluator
+    M, L = len(ev.models), ev.n_slots
+    patience = L + 1 if patience is None else patience
+    if patience < 1:
+        raise PolicyError(f"patience must be >= 1, got {patience}")
+    rng = np.random.default_rng(seed)
+    cur = _start(M, L, rng, start)
+    try:
+        ledger.scores(np.array([cur]))
+    except BudgetSpent:
+        raise PolicyError("the evaluation budget is 0: nothing can be scored") from None
+    trace = [cur]
+    rounds, stopped = 0, "max-rounds"
+    while rounds < max_rounds:
+        if len(trace) >= patience and len(set(trace[-patience:])) == 1:
+            stopped = "converged"
+            break
+        slot = rounds % L
+        cands = np.array([cur[:slot] + (m,) + cur[slot + 1:] for m in range(M)], dtype=np.int64)
+        if ledger.missing(cands) > ledger.left():
+            stopped = "budget"
+            break
+        q, c = ledger.scores(cands)
+        score = q
+        if ledger.alpha:
+            score = q + ledger.alpha * ledger.diagnosis(cands, slot)
+        mean_c = c.mean(axis=1)
+        ok = np.array([_affordable(x, max_cost) for x in mean_c])
+        if ok.any():
+            s = np.where(ok[:, None], score, -np.inf)
+            if method == "llmselector":
+                top = s.max(axis=0)
+                votes = (s >= top[None, :] - 1e-12).sum(axis=1).astype(float)
+            else:
+                votes = s.mean(axis=1)
+            votes = np.where(ok, votes, -np.inf)
+            # ties: the current model, then the higher mean score, then model order
+            key = [(votes[m], m == cur[slot], score[m].mean(), -m) for m in range(M)]
+            choice = max(range(M), key=lambda m: key[m])
+            cur = tuple(int(x) for x in cands[choice])
+        trace.append(cur)
+        rounds += 1
+        if progress is not None:
+            progress(rounds, cur)
+    else:
+        if len(trace) >= patience and len(set(trace[-patience:])) == 1:
+            stopped = "converged"
+    return _result(method, ledger, cur, rounds=rounds, stopped=stopped, trace=trace)
+
+
+def llmselector(ledger: Ledger, *, seed: int = 0, start: Sequence[int] | None = None, max_cost: float | None = None,
+                patience: int | None = None, max_rounds: int = 1000,
+                progress: Callable[[int, tuple[int, ...]], None] | None = None) -> SearchResult:
+    """LLMSelector's round-robin per-query vote (see the module docstring); ``ledger.alpha`` weighs the diagnoser."""
+    return _sweep("llmselector", ledger, seed=seed, start=start, max_cost=max_cost, patience=patience,
+                  max_rounds=max_rounds, progress=progress)
+
+
+def coordinate_ascent(ledger: Ledger, *, seed: int = 0, start: Sequence[int] | None = None,
+                      max_cost: float | None = None, patience: int | None = None, max_rounds: int = 1000,
+                      progress: Callable[[int, tuple[int, ...]], None] | None = None) -> SearchResult:
+    """The same round-robin sweep, each module taking the model with the best mean training score."""
+    return _sweep("coordinate", ledger, seed=seed, start=start, max_cost=max_cost, patience=patience,
+                  max_rounds=max_rounds, progress=progress)
+
+
+def random_search(ledger: Ledger, *, seed: int = 0, max_cost: float | None = None, **_: Any) -> SearchResult:
+    """Score ``ledger.budget`` distinct allocations drawn uniformly at random; keep the best affordable one."""
+    ev = ledger.evaluator
+    M, L = len(ev.models), ev.n_slots
+    if ledger.budget is None:
+        raise PolicyError("random search needs an evaluation budget")
+    total = M ** L
+    n = int(min(ledger.budget, total))
+    rng = np.random.default_rng(seed)
+    if total <= 4 * n or total <= 1 << 20:
+        idx = rng.choice(total, size=n, replace=False)
+    else:  # a huge space: rejection-sample distinct indices
+        seen: set[int] = set()
+        while len(seen) < n:
+            seen.update(int(x) for x in rng.integers(0, total, size=n - len(seen)))
+        idx = np.array(sorted(seen))[rng.permutation(n)]
+    allocs = _unravel(idx, M, L)
+    for chunk in np.array_split(allocs, max(1, len(allocs) // 256)):
+        ledger.scores(chunk)
+    return _result("random", ledger, _best(ledger.means, max_cost))
+
+
+def _unravel(idx: np.ndarray, M: int, L: int) -> np.ndarray:
+    out = np.empty((len(idx), L), dtype=np.int64)
+    rest = np.asarray(idx, dtype=np.int64).copy()
+    for j in range(L - 1, -1, -1):
+        out[:, j] = rest % M
+        rest //= M
+    return out
+
+
+def all_allocations(M: int, L: int) -> np.ndarray:
+    """Every allocation of M models to L modules, (M**L, L), in lexicographic order."""
+    return _unravel(np.arange(M ** L), M, L)
+
+
+#: The most allocations exhaustive search scores by running the pipeline (vectorised evaluators have no limit).
+EXHAUSTIVE_RUN_LIMIT = 10_000
+
+
+def exhaustive(ledger: Ledger, *, max_cost: float | None = None, chunk: int = 4096, **_: Any) -> SearchResult:
+    """Score every allocation (the budget is ignored: this is the reference optimum)."""
+    ev = ledger.evaluator
+    M, L = len(ev.models), ev.n_slots
+    if not hasattr(ev, "mean_scores") and M ** L > EXHAUSTIVE_RUN_LIMIT:
+        raise PolicyError(f"exhaustive search would run the pipeline under {M}^{L} = {M ** L:,} allocations, over "
+                          f"the limit of {EXHAUSTIVE_RUN_LIMIT:,}; use llmselector, coordinate or random with a budget")
+    allocs = all_allocations(M, L)
+    bulk = getattr(ev, "mean_scores", None)
+    if bulk is not None:
+        q, c = bulk(allocs)
+        ledger.record_means(allocs, q, c)
+    else:
+        saved, ledger.budget = ledger.budget, None
+        try:
+            for i in range(0, len(allocs), chunk):
+                ledger.scores(allocs[i:i + chunk])
+        finally:
+            ledger.budget = saved
+    return _result("exhaustive", ledger, _best(ledger.means, max_cost))
+
+
+def single_model(ledger: Ledger, *, max_cost: float | None = None, **_: Any) -> SearchResult:
+    """The same model in every module, for each model; the best affordable one."""
+    ev = ledger.evaluator
+    allocs = np.repeat(np.arange(len(ev.models))[:, None], ev.n_slots, axis=1)
+    saved, ledger.budget = ledger.budget, None
+    try:
+        ledger.scores(allocs)
+    finally:
+        ledger.budget = saved
+    means = {k: v for k, v in ledger.means.items() if len(set(k)) == 1}
+    return _result("single", ledger, _best(means, max_cost))
+
+
+SEARCHES: dict[str, Callable[..., SearchResult]] = {
+    "llmselector": llmselector,
+    "coordinate": coordinate_ascent,
+    "random": random_search,
+    "exhaustive": exhaustive,
+    "single": single_model,
+}
+
+
+def search(evaluator: Evaluator, method: str = "llmselector", *, budget: int | None = None, alpha: float = 0.0,
+           seed: int = 0, max_cost: float | None = None, **options: Any) -> SearchResult:
+    """Run one allocation search on ``evaluator`` (see :data:`METHODS`) with an evaluation budget."""
+    if method not in SEARCHES:
+        raise PolicyError(f"unknown search method {method!r}; expected one of {list(METHODS)}")
+    if budget is not None and budget < 1:
+        raise PolicyError(f"the evaluation budget must be >= 1, got {budget}")
+    if alpha < 0:
+        raise PolicyError(f"alpha (the diagnoser's weight) must be >= 0, got {alpha}")
+    ledger = Ledger(evaluator, budget, alpha)
+    return SEARCHES[method](ledger, seed=seed, max_cost=max_cost, **options)
+
+
+def pareto_allocations(evaluated: Mapping[tuple[int, ...], tuple[float, float]]) -> list[tuple[int, ...]]:
+    """The allocations no other evaluated one beats on both quality and cost, cheapest first."""
+    from ..frontier import pareto_front
+
+    keys = list(evaluated)
+    if not keys:
+        return []
+    q = np.array([evaluated[k][0] for k in keys])
+    c = np.array([evaluated[k][1] for k in keys])
+    idx = pareto_front(c, q)
+    return [keys[i] for i in idx]
+
+
+# --------------------------------------------------------------------------------------------
+# evaluators
+
+
+class OutcomesEvaluator:
+    """Exact, vectorised scores of ensemble-vote allocations from recorded answers (one per model).
+
+    Wraps :class:`~callwise.pipelines.ensemble.EnsembleOutcomes` restricted to ``rows``; the
+    diagnoser signal for a slot is whether that slot's own answer was right.
+    """
+
+    def __init__(self, outcomes: Any, n_slots: int, rows: np.ndarray | None = None) -> None:
+        self.outcomes = outcomes if rows is None else outcomes.take(np.asarray(rows))
+        self.models = tuple(outcomes.models)
+        self.n_slots = int(n_slots)
+
+    def evaluate(self, allocs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.outcomes.score(allocs)
+
+    def mean_scores(self, allocs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.outcomes.mean_scores(allocs)
+
+    def diagnose(self, allocs: np.ndarray, slot: int) -> np.ndarray:
+        return self.outcomes.slot_quality(allocs, slot)
+
+
+class RunEvaluator:
+    """Scores allocations by running the pipeline on a backend (replay or live) over the queries.
+
+    Each allocation is one :func:`~callwise.pipelines.run.run_pipeline` over every query, scored
+    against ``references`` under ``metric``. Runs are kept so a ``diagnoser`` can read them.
+    """
+
+    def __init__(self, pipeline: Any, backend: Any, queries: Any, references: Sequence[Any] | np.ndarray, *,
+                 models: Sequence[str] | None = None, metric: str = "exact-match", normalise: Any = "text",
+                 diagnoser: Any = None) -> None:
+        self.pipeline = pipeline
+        self.backend = backend
+        self.queries = queries
+        self.references = np.asarray(references, dtype=object)
+        self.models = tuple(models if models is not None else backend.models)
+        self.n_slots = len(pipeline.modules)
+        self.metric = metric
+        self.normalise = normalise
+        self.diagnoser = diagnoser
+        self.runs: dict[tuple[int, ...], Any] = {}
+
+    def run(self, alloc: Sequence[int]) -> Any:
+        from .run import run_pipeline
+
+        key = tuple(int(x) for x in alloc)
+        if key not in self.runs:
+            self.runs[key] = run_pipeline(self.pipeline, [self.models[i] for i in key], self.backend, self.queries,
+                                          references=self.references, metric=self.metric, normalise=self.normalise)
+        return self.runs[key]
+
+    def evaluate(self, allocs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        runs = [self.run(a) for a in allocs]
+        return np.stack([r.quality for r in runs]), np.stack([r.cost for r in runs])
+
+    def diagnose(self, allocs: np.ndarray, slot: int) -> np.ndarray:
+        if self.diagnoser is None:
+            raise PolicyError("alpha > 0 needs a diagnoser (RunEvaluator(..., diagnoser=LLMDiagnoser(...)))")
+        return np.stack([self.diagnoser(self.run(a), self.pipeline.modules[slot], self.references) for a in allocs])
+
+
+__all__ = ["METHODS", "BudgetSpent", "Evaluator", "Ledger", "OutcomesEvaluator", "RunEvaluator", "SearchResult",
+           "all_allocations", "coordinate_ascent", "exhaustive", "llmselector", "pareto_allocations",
+           "random_search", "search", "single_model"]
