@@ -510,6 +510,71 @@ def _progress(what: str) -> Any:
     return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
 
 
+@app.command()
+def allocate(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (nodes, or 'builtin: ensemble-vote' with its options)"),
+    data: Path = typer.Argument(..., help="Questions: recorded outcomes (their answers score an ensemble vote "
+                                "exactly; their reference column, or the answers graded correct, give the gold)"),
+    method: str = typer.Option("llmselector", "--method", help="llmselector | coordinate | random | exhaustive | single"),
+    budget_evals: Optional[int] = typer.Option(None, "--budget-evals", help="Most allocations scored on the training "
+                                               "questions (the baselines get what the method used)"),
+    alpha: float = typer.Option(0.0, "--alpha", help="Weight of the LLM diagnoser's verdict (0: none, the authors' default)"),
+    diagnoser: Optional[str] = typer.Option(None, "--diagnoser", help="Model that diagnoses module errors (needs --alpha > 0 and a backend)"),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Candidate models, repeatable (default: the data's)"),
+    task: Optional[List[str]] = typer.Option(None, "--task", help="Task to allocate for; several are joined by prompt text"),
+    metric: str = typer.Option("exact-match", "--metric", help="End-to-end metric (see callwise aggregate)"),
+    normalise: Optional[str] = typer.Option(None, "--normalise", help="Answer normaliser: text | choice | number | date "
+                                            "(default: the pipeline's vote's, else text)"),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Only allocations costing at most this many dollars per query"),
+    budget: Optional[List[float]] = typer.Option(None, "--budget", help="Report the best allocation found under this $/query, repeatable"),
+    split: Optional[float] = typer.Option(None, "--split", help="Train fraction of a seeded split (default: the data's own split, else 0.7)"),
+    test: Optional[Path] = typer.Option(None, "--test", help="Use this file/folder as the test questions (DATA is all train)"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, the start allocation, random search and the bootstrap"),
+    calls: Optional[Path] = typer.Option(None, "--calls", help="Recorded module calls (an outcome table, replayed by prompt text) for a pipeline that is not an ensemble vote"),
+    api_base: Optional[str] = ApiBaseOpt, endpoints: Optional[Path] = EndpointsOpt,
+    cache: Optional[Path] = CacheOpt, no_cache: bool = NoCacheOpt,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json and allocations.png here"),
+    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, drop_incomplete: bool = DropOpt,
+) -> None:
+    """Which model each module of a pipeline should use: LLMSelector and baselines, train vs test."""
+    from .pipelines import load_pipeline
+    from .pipelines.allocate import allocate as run_allocate
+    from .report import print_allocation, write_allocation_plots
+
+    console = _console()
+    try:
+        pipe = load_pipeline(pipeline)
+        table = _load(data, format, map, None, False, drop_incomplete, None)
+        test_t = _load(test, format, map, None, False, drop_incomplete, None) if test is not None else None
+        backend = diag = None
+        if calls is not None and (api_base or endpoints):
+            raise DataError("give recorded calls (--calls) or a live upstream (--api-base / --endpoints), not both")
+        if calls is not None:
+            from .backends.replay import Replay
+
+            backend = Replay(_load(calls, None, None, None, False, False, None), match="prompt")
+        elif api_base or endpoints:
+            wanted = list(model or table.models()) + ([diagnoser] if diagnoser else [])
+            backend = _live(wanted, api_base, endpoints, None, True, cache, no_cache)
+        if diagnoser is not None:
+            if backend is None or alpha <= 0:
+                raise DataError("--diagnoser needs --alpha > 0 and a backend to call it (--calls, --api-base or --endpoints)")
+            from .pipelines import LLMDiagnoser
+
+            diag = LLMDiagnoser(diagnoser, backend)
+        with console.status("allocating") as status:
+            result = run_allocate(pipe, table, method=method, budget=budget_evals, alpha=alpha, seed=seed,
+                                  max_cost=max_cost, models=model, tasks=task, metric=metric, normalise=normalise,
+                                  fraction=split, test=test_t, budgets=budget or (), backend=backend, diagnoser=diag,
+                                  on_step=lambda what: status.update(what))
+    except CallwiseError as e:
+        _fail(e)
+    print_allocation(result, console)
+    if out is not None:
+        _write_outputs(result, out, write_allocation_plots)
+        console.print(f"wrote {out / 'results.json'} and {out / 'allocations.png'}")
+
+
 def _write_run(result: Any, out: Path, console: Any) -> None:
     from .io import write_parquet
 

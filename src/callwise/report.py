@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from .aggregate_eval import AggregateResult
     from .bench import BenchResult, Entry
+    from .pipelines.allocate import AllocationResult
     from .cascade_eval import CascadeResult, CascadeRun
     from .scaling_eval import ScaleResult
 
@@ -452,4 +453,90 @@ def plot_aggregate(result: "AggregateResult", path: Path) -> None:
 def write_aggregate_plots(result: "AggregateResult", out: Path) -> list[Path]:
     p = out / "aggregate.png"
     plot_aggregate(result, p)
+    return [p]
+
+
+# --------------------------------------------------------------------------------------------
+# allocation search (callwise allocate)
+
+
+def _alloc_text(alloc: dict | None) -> str:
+    if not alloc:
+        return "-"
+    models = list(alloc.values())
+    if len(set(models)) == 1:
+        return f"{models[0]} (all {len(models)})"
+    return ", ".join(f"{k}={v}" for k, v in alloc.items())
+
+
+def print_allocation(result: "AllocationResult", console: "Console") -> None:
+    """The chosen allocation, then one row per method: train and test quality and cost, evaluations."""
+    from rich import box
+    from rich.table import Table
+
+    m, c = result.meta, result.chosen
+    console.print(f"{m['pipeline']}: {len(m['modules'])} modules x {len(m['models'])} models "
+                  f"({m['search_space']:,} allocations); {m['n_train']} train / {m['n_test']} test questions; "
+                  f"{m.get('evaluator', '')}")
+    console.print(f"[bold]chosen ({c['method']})[/bold]: {_alloc_text(c['allocation'])}")
+    t = c["test"]
+    console.print(f"  train quality {c['train']['quality']:.4f}, cost ${c['train']['cost']:.6f}/query; test quality "
+                  f"{t['quality']:.4f} [{t['quality_ci'][0]:.4f}, {t['quality_ci'][1]:.4f}], cost "
+                  f"${t['cost']:.6f}/query; {c['evaluations']} evaluations"
+                  + (f", {c['rounds']} rounds ({c['stopped']})" if c["rounds"] else ""))
+    table = Table(box=box.SIMPLE_HEAD)
+    for col in ("method", "allocation", "train q", "test q [95% CI]", "test $/query", "evals"):
+        table.add_column(col, justify="left" if col in ("method", "allocation") else "right")
+    for r in [c, *result.baselines]:
+        tq = r["test"]
+        table.add_row(r["method"], _alloc_text(r["allocation"]), f"{r['train']['quality']:.4f}",
+                      f"{tq['quality']:.4f} [{tq['quality_ci'][0]:.3f}, {tq['quality_ci'][1]:.3f}]",
+                      f"{tq['cost']:.6f}", f"{r['evaluations']:,}")
+    console.print(table)
+    if result.under_budget:
+        for b in result.under_budget:
+            a = b.get("allocation")
+            console.print(f"  best found under ${b['budget']:g}/query: " + (
+                "none" if a is None else f"{_alloc_text(a)} (test quality {b['test']['quality']:.4f}, "
+                                         f"${b['test']['cost']:.6f}/query)"))
+    for note in m.get("notes", []):
+        console.print(f"  note: {note}")
+
+
+def plot_allocation(result: "AllocationResult", path: Path) -> None:
+    """The allocations the search scored in the cost-quality plane (training set), the Pareto set's
+    test points, the single models and the chosen allocation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    ev = result.evaluated
+    if ev:
+        ax.scatter([e["cost"] for e in ev], [e["quality"] for e in ev], s=10, color="0.7",
+                   label=f"scored by {result.chosen['method']} (train)")
+    if result.pareto:
+        pc = [p["test"]["cost"] for p in result.pareto]
+        pq = [p["test"]["quality"] for p in result.pareto]
+        ax.plot(pc, pq, "o-", color="tab:blue", ms=4, lw=1, label="its Pareto set (test)")
+    for r in result.baselines:
+        ax.scatter([r["test"]["cost"]], [r["test"]["quality"]], marker="s", s=30, label=f"{r['method']} (test)")
+    c = result.chosen
+    ax.scatter([c["test"]["cost"]], [c["test"]["quality"]], marker="*", s=160, color="tab:red", zorder=5,
+               label=f"chosen: {c['method']} (test)")
+    ax.set_xscale("log")
+    ax.set_xlabel("cost per query ($, log scale)")
+    ax.set_ylabel("quality")
+    ax.set_title(f"{result.meta['pipeline']}: allocations in the cost-quality plane", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_allocation_plots(result: "AllocationResult", out: Path) -> list[Path]:
+    p = out / "allocations.png"
+    plot_allocation(result, p)
     return [p]

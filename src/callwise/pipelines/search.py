@@ -14,9 +14,10 @@ verdict that module l was not at fault; each query votes for all candidates that
 score; the most-voted candidate becomes the allocation. Stop when the last ``patience`` entries of
 the allocation trace (which starts with the initial allocation) are the same (default L + 1, the
 authors' rule: a whole sweep over the modules changed nothing), when the next round would overrun
-the evaluation budget, or after ``max_rounds``. Vote ties go to the current model (the authors'
-code takes the first-counted candidate; keeping the current one cannot cycle), then to the higher
-mean score, then to model order.
+the evaluation budget, or after ``max_rounds``. Vote ties go to the higher mean score, then the
+cheaper candidate, then the current model, then model order (the authors' code takes the
+first-counted candidate, which ignores cost: an ensemble whose extra slots never change the vote
+would keep paying for them).
 
 Baselines at the same budget: the same model in every module, exhaustive search, random search
 and coordinate ascent (the same sweep choosing the best *mean* score instead of the per-query
@@ -205,8 +206,8 @@ def _sweep(method: str, ledger: Ledger, *, seed: int, start: Sequence[int] | Non
             else:
                 votes = s.mean(axis=1)
             votes = np.where(ok, votes, -np.inf)
-            # ties: the current model, then the higher mean score, then model order
-            key = [(votes[m], m == cur[slot], score[m].mean(), -m) for m in range(M)]
+            # ties: the higher mean score, the cheaper, the current model, then model order
+            key = [(votes[m], score[m].mean(), -mean_c[m], m == cur[slot], -m) for m in range(M)]
             choice = max(range(M), key=lambda m: key[m])
             cur = tuple(int(x) for x in cands[choice])
         trace.append(cur)
