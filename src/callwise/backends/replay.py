@@ -44,6 +44,9 @@ class Replay:
             self._index = pd.Index(self.view.prompt_ids)
         else:
             texts = pd.Series(np.asarray(self.view.prompts, dtype=object))
+            if isinstance(data, OutcomeTable) and "prompt" not in data.frame.columns:
+                raise PolicyError("matching by prompt text needs every recorded prompt's text; the data has no "
+                                  "'prompt' column")
             if texts.isna().any():
                 raise PolicyError("matching by prompt text needs every recorded prompt's text (a 'prompt' column); "
                                   f"{int(texts.isna().sum())} prompts have none")

@@ -14,6 +14,7 @@ slots, whose prompt is the query itself, replay from any outcome table.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -121,12 +122,16 @@ class PipelineRun:
         """The run's LLM calls as an outcome table (prompt = the rendered module prompt).
 
         What a replay needs to answer the same calls again (``Replay(table, match="prompt")`` or the
-        replay server). ``quality`` is the query's end-to-end score, 0 where the run was not scored
-        (``meta`` says so). Reused calls are not repeated.
+        replay server): prompt ids are ``<query id>/<hash of the rendered prompt>``, so identical
+        calls of one query (a debate's first round) are samples of one prompt. ``quality`` is the
+        query's end-to-end score, 0 where the run was not scored (``meta`` says so). Reused calls
+        are not repeated.
         """
         f = self.to_frame()
         f = f[(f["kind"] == "module") & ~f["reused"]]
-        ids = f["prompt_id"].astype(str) + "/" + f["node"].astype(str)
+        # one prompt id per distinct rendered prompt of a query, so repeated calls stack as samples
+        digest = f["prompt"].map(lambda p: hashlib.sha1(str(p).encode()).hexdigest()[:12])
+        ids = f["prompt_id"].astype(str) + "/" + digest
         df = pd.DataFrame({"prompt_id": ids, "task": f["task"], "prompt": f["prompt"], "model": f["model"],
                            "sample": f["sample"], "answer": f["answer"].map(lambda a: None if a is None else str(a)),
                            "quality": f["quality"].fillna(0.0), "cost": f["cost"], "latency": f["latency"]})
