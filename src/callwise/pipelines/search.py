@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from ..errors import PolicyError
+from .ensemble import all_allocations
 
 METHODS: tuple[str, ...] = ("llmselector", "coordinate", "random", "exhaustive", "single")
 
@@ -265,11 +266,6 @@ def _unravel(idx: np.ndarray, M: int, L: int) -> np.ndarray:
         out[:, j] = rest % M
         rest //= M
     return out
-
-
-def all_allocations(M: int, L: int) -> np.ndarray:
-    """Every allocation of M models to L modules, (M**L, L), in lexicographic order."""
-    return _unravel(np.arange(M ** L), M, L)
 
 
 #: The most allocations exhaustive search scores by running the pipeline (vectorised evaluators have no limit).
