@@ -156,7 +156,8 @@ def test_run_evaluator_searches_a_real_pipeline_on_replayed_calls() -> None:
 
         def call(self, model: str, queries: Queries, sample: int = 0) -> Calls:
             out = []
-            for qid, p in zip(queries.ids, queries.prompts):
+            for cid, p in zip(queries.ids, queries.prompts):
+                qid = str(cid).split("/")[0]  # a module's call id is '<query id>/<prompt hash>'
                 stage = "refine" if "Feedback" in p else "critique" if "Proposed answer" in p else "generate"
                 u = zlib.crc32(f"{qid}-{stage}".encode()) % 1000 / 1000
                 broken = "WRONG" in p

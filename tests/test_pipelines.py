@@ -13,8 +13,20 @@ from callwise.backends.base import Calls, Queries
 from callwise.backends.replay import Replay
 from callwise.errors import PolicyError
 from callwise.outcomes import OutcomeTable
-from callwise.pipelines import (Module, Pipeline, PipelineError, Step, builtin, debate, ensemble_vote, load_pipeline,
-                                locate_then_solve, pipeline_from_dict, run_pipeline, self_refine)
+from callwise.pipelines import (
+    Module,
+    Pipeline,
+    PipelineError,
+    Step,
+    builtin,
+    debate,
+    ensemble_vote,
+    load_pipeline,
+    locate_then_solve,
+    pipeline_from_dict,
+    run_pipeline,
+    self_refine,
+)
 
 PRICE = {"small": 0.001, "big": 0.01, "mid": 0.004}
 
@@ -208,7 +220,7 @@ def test_run_record_frame_and_calls_table_replay_offline() -> None:
     f = run.to_frame()
     assert len(f) == 3 * len(pipe.order)
     assert set(f.columns) >= {"prompt_id", "node", "model", "prompt", "answer", "cost", "latency", "quality", "output"}
-    outs = f[f["output"]].set_index("prompt_id")["answer"]
+    outs = f[f["output"]].set_index("query_id")["answer"]
     assert list(outs.loc[list(q.ids)]) == list(run.answers)
     table = run.calls_table()
     assert isinstance(table, OutcomeTable) and len(table) == 3 * len(pipe.modules)

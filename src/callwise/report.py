@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
     from .aggregate_eval import AggregateResult
     from .bench import BenchResult, Entry
-    from .pipelines.allocate import AllocationResult
     from .cascade_eval import CascadeResult, CascadeRun
+    from .pipelines.allocate import AllocationResult
     from .scaling_eval import ScaleResult
 
 

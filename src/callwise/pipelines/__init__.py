@@ -12,8 +12,16 @@ from .builtin import builtin, debate, ensemble_vote, locate_then_solve, self_ref
 from .diagnoser import LLMDiagnoser
 from .graph import Module, Pipeline, PipelineError, Step, load_pipeline, pipeline_from_dict
 from .run import ModuleCalls, PipelineRun, run_pipeline, score_answers
-from .search import (METHODS, Ledger, OutcomesEvaluator, RunEvaluator, SearchResult, all_allocations,
-                     pareto_allocations, search)
+from .search import (
+                     METHODS,
+                     Ledger,
+                     OutcomesEvaluator,
+                     RunEvaluator,
+                     SearchResult,
+                     all_allocations,
+                     pareto_allocations,
+                     search,
+)
 
 __all__ = ["METHODS", "LLMDiagnoser", "Ledger", "Module", "ModuleCalls", "OutcomesEvaluator", "Pipeline",
            "PipelineError", "PipelineRun", "RunEvaluator", "SearchResult", "Step", "all_allocations", "builtin",

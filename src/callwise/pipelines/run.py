@@ -105,7 +105,8 @@ class PipelineRun:
             c = self.calls.get(name)
             n = len(self.queries)
             frames.append(pd.DataFrame({
-                "prompt_id": self.queries.ids, "task": self.queries.tasks, "node": name,
+                "prompt_id": self.queries.ids if c is None else call_ids(self.queries, c.prompts),
+                "query_id": self.queries.ids, "task": self.queries.tasks, "node": name,
                 "kind": "module" if c is not None else "step",
                 "model": c.model if c is not None else None,
                 "sample": c.sample if c is not None else np.zeros(n, int),
@@ -122,16 +123,14 @@ class PipelineRun:
         """The run's LLM calls as an outcome table (prompt = the rendered module prompt).
 
         What a replay needs to answer the same calls again (``Replay(table, match="prompt")`` or the
-        replay server): prompt ids are ``<query id>/<hash of the rendered prompt>``, so identical
+        replay server): prompt ids are the call ids the run sent (:func:`call_ids`), so identical
         calls of one query (a debate's first round) are samples of one prompt. ``quality`` is the
         query's end-to-end score, 0 where the run was not scored (``meta`` says so). Reused calls
         are not repeated.
         """
         f = self.to_frame()
         f = f[(f["kind"] == "module") & ~f["reused"]]
-        # one prompt id per distinct rendered prompt of a query, so repeated calls stack as samples
-        digest = f["prompt"].map(lambda p: hashlib.sha1(str(p).encode()).hexdigest()[:12])
-        ids = f["prompt_id"].astype(str) + "/" + digest
+        ids = f["prompt_id"].astype(str)  # already the call ids the run sent (see call_ids)
         df = pd.DataFrame({"prompt_id": ids, "task": f["task"], "prompt": f["prompt"], "model": f["model"],
                            "sample": f["sample"], "answer": f["answer"].map(lambda a: None if a is None else str(a)),
                            "quality": f["quality"].fillna(0.0), "cost": f["cost"], "latency": f["latency"]})
@@ -169,6 +168,20 @@ def score_answers(answers: Sequence[Any] | np.ndarray, references: Sequence[Any]
 # running
 
 
+def call_ids(queries: Queries, prompts: np.ndarray) -> np.ndarray:
+    """The id each module call is sent and recorded under: the query's id when the module asks the
+    query itself (an ensemble's slots, a first draft), else ``<query id>/<12 hex of sha1(prompt)>``.
+
+    So a plain outcome table replays an ensemble by id, a recorded run replays any pipeline by id
+    or by text, and identical calls of one query (a debate's first round) share an id as samples.
+    """
+    same = np.asarray(prompts, dtype=object) == np.asarray(queries.prompts, dtype=object)
+    out = np.asarray(queries.ids, dtype=object).copy()
+    for i in np.flatnonzero(~same):
+        out[i] = f"{queries.ids[i]}/{hashlib.sha1(str(prompts[i]).encode()).hexdigest()[:12]}"
+    return out
+
+
 def _render(module: Module, ctx: Mapping[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray | None]:
     def text(v: Any) -> str:
         return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
@@ -186,25 +199,23 @@ def _render(module: Module, ctx: Mapping[str, np.ndarray], n: int) -> tuple[np.n
 
 
 def _run_module(module: Module, model: str, queries: Queries, prompts: np.ndarray, systems: np.ndarray | None,
-                backend: Backend, seen: dict[tuple[str, str, str], int] | None, previous: dict[tuple, tuple],
-                repeats: str, qi: np.ndarray) -> ModuleCalls:
+                backend: Backend, seen: dict[tuple[str, str, int], int], previous: dict[tuple, tuple],
+                repeats: str) -> ModuleCalls:
     n = len(queries)
+    ids = call_ids(queries, prompts)
     sample = np.zeros(n, dtype=int)
-    reused_from = np.full(n, -1)
-    keys = []
-    for i in range(n):
-        key = (model, prompts[i], "" if systems is None else systems[i], int(qi[i]))
-        count = seen.get(key, 0) if seen is not None else 0
-        keys.append(key)
-        if repeats == "reuse" and count > 0:
-            reused_from[i] = 0
+    reused = np.zeros(n, dtype=bool)
+    # a repeat is the same model on the same prompt text for the same query (the system prompt is not
+    # part of it: replays match on the user text, so such calls must be samples of one prompt)
+    keys = [(model, str(prompts[i]), int(i)) for i in range(n)]
+    for i, key in enumerate(keys):
+        count = seen.get(key, 0)
+        reused[i] = repeats == "reuse" and count > 0
         sample[i] = 0 if repeats == "reuse" else count
-        if seen is not None:
-            seen[key] = count + 1
+        seen[key] = count + 1
     outputs = np.empty(n, dtype=object)
     cost = np.zeros(n)
     latency = np.zeros(n)
-    reused = reused_from >= 0
     for i in np.flatnonzero(reused):
         outputs[i] = previous[keys[i]][0]
     todo = np.flatnonzero(~reused)
@@ -220,7 +231,7 @@ def _run_module(module: Module, model: str, queries: Queries, prompts: np.ndarra
             params[i] = dict(module.params)
     for s in np.unique(sample[todo]) if todo.size else []:
         rows = todo[sample[todo] == s]
-        q = Queries(queries.ids[rows], prompts[rows], queries.tasks[rows],
+        q = Queries(ids[rows], prompts[rows], queries.tasks[rows],
                     None if messages is None else messages[rows], None if params is None else params[rows])
         got = backend.call(model, q, sample=int(s))
         if got.answers is None:
@@ -270,8 +281,8 @@ def run_pipeline(pipeline: Pipeline, allocation: Mapping[str, str] | Sequence[st
                  metric: str = "exact-match", normalise: str | Callable[[Any], Any] = "text") -> PipelineRun:
     """Run ``pipeline`` with one model per module on every query; score it when ``references`` are given.
 
-    Repeated identical calls within a run (same model, prompt and system prompt for a query) ask
-    for the next sample, or reuse the first answer when ``pipeline.repeats == "reuse"``.
+    Repeated identical calls within a run (same model and prompt text for a query) ask for the next
+    sample, or reuse the first answer when ``pipeline.repeats == "reuse"``.
     """
     alloc = pipeline.allocation(allocation)
     unknown = sorted({m for m in alloc.values() if m not in backend.models})
@@ -282,16 +293,15 @@ def run_pipeline(pipeline: Pipeline, allocation: Mapping[str, str] | Sequence[st
     ctx: dict[str, np.ndarray] = {"prompt": np.asarray(queries.prompts, dtype=object),
                                   "task": np.asarray(queries.tasks, dtype=object),
                                   "id": np.asarray(queries.ids, dtype=object)}
-    seen: dict[tuple[str, str, str], int] = {}
+    seen: dict[tuple[str, str, int], int] = {}
     previous: dict[tuple, tuple] = {}
     calls: dict[str, ModuleCalls] = {}
-    qi = np.arange(n)
     for name in pipeline.order:
         node = pipeline.nodes[name]
         if isinstance(node, Module):
             prompts, systems = _render(node, ctx, n)
             c = _run_module(node, alloc[name], queries, prompts, systems, backend, seen, previous,
-                            pipeline.repeats, qi)
+                            pipeline.repeats)
             calls[name] = c
             ctx[name] = c.outputs
         else:
