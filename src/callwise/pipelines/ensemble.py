@@ -53,7 +53,7 @@ import pandas as pd
 from ..errors import DataError, PolicyError
 from ..normalise import normalise_array
 from ..outcomes import DenseView, OutcomeTable
-from ..voting import EMPTY_QUALITY
+from ..voting import EMPTY_QUALITY, encode
 
 __all__ = ["EnsembleOutcomes", "all_allocations", "infer_references", "join_by_prompt"]
 
@@ -378,19 +378,12 @@ class EnsembleOutcomes:
                             "model on every prompt: pick models of one task, or join tasks with join_by_prompt",
                             row=f"prompt {view.prompt_ids[q]!r}", column="model")
         norm = normalise_array(view.answers[:, :, 0], normalise)
-        has = _first_valid(norm)
-        codes = np.full((Q, M), -1, dtype=np.int8 if M < 127 else np.int16)
-        rows = np.broadcast_to(np.arange(Q)[:, None], (Q, M))[has]
-        if rows.size:
-            g = pd.DataFrame({"q": rows, "a": norm[has]}).groupby(["q", "a"], sort=False).ngroup().to_numpy()
-            # groups are numbered by first appearance, row-major: each row's groups are consecutive
-            first = np.full(Q, np.iinfo(np.int64).max)
-            np.minimum.at(first, rows, g)
-            local = g - first[rows]
-            codes[has] = local
-            C = int(local.max()) + 1
-        else:
-            g, local, C = np.empty(0, np.int64), np.empty(0, np.int64), 1
+        # the answers' per-question categories (numbered by first appearance) and each category's
+        # mean recorded quality, exactly as votes encode samples; ``str`` keeps the normalised text
+        enc = encode(norm, quality, cost, recorded=np.ones((Q, M), bool), normalise=str)
+        codes = enc.codes.astype(np.int8 if M < 127 else np.int16)
+        has = codes >= 0
+        rows, local = np.nonzero(has)[0], codes[has]
 
         refs: np.ndarray | None
         stats: dict[str, int] | None = None
@@ -408,16 +401,12 @@ class EnsembleOutcomes:
                 raise PolicyError(f"references must hold one answer per prompt, shape ({Q},), got {given.shape}")
             refs = normalise_array(given, normalise)
 
-        value = np.zeros((Q, C), dtype=float)
         if refs is not None:
+            value = np.zeros(enc.value.shape, dtype=float)
             if rows.size:
-                hit = norm[has] == refs[rows]
-                value[rows, local] = hit.astype(float)
-        elif rows.size:
-            q = quality[has]
-            sums = np.bincount(g, weights=q, minlength=int(g.max()) + 1)
-            n = np.bincount(g, minlength=int(g.max()) + 1)
-            value[rows, local] = (sums / np.maximum(n, 1))[g]
+                value[rows, local] = (norm[has] == refs[rows]).astype(float)
+        else:
+            value = np.nan_to_num(enc.value, nan=0.0)  # columns past a question's last category: 0
         latency = None if view.latency is None else np.asarray(view.latency[:, :, 0], dtype=float)
         return cls(tuple(view.models), np.asarray(view.prompt_ids, dtype=object), codes, value,
                    np.asarray(cost, dtype=float), latency, norm, refs, stats)
