@@ -43,24 +43,25 @@ def _templates(defaults: Mapping[str, str], templates: Mapping[str, str] | None)
     return t
 
 
+def _chain(name: str, defaults: Mapping[str, str], templates: Mapping[str, str] | None, parse: str | None,
+           repeats: str, description: str) -> Pipeline:
+    """A chain of modules in ``defaults`` order, the last one's output (parsed when asked) the answer."""
+    t = _templates(defaults, templates)
+    nodes: list[Node] = [Module(k, v) for k, v in t.items()]
+    out = _parse_step(nodes, list(t)[-1], parse)
+    return Pipeline(name, nodes, out, description=description, repeats=repeats)
+
+
 def self_refine(*, parse: str | None = None, templates: Mapping[str, str] | None = None,
                 repeats: str = "new-sample") -> Pipeline:
     """generate -> critique -> refine (Madaan et al. 2023): three modules; ``parse`` reads the final answer."""
-    t = _templates(SELF_REFINE, templates)
-    nodes: list[Node] = [Module(k, v) for k, v in t.items()]
-    out = _parse_step(nodes, "refine", parse)
-    return Pipeline("self-refine", nodes, out, description="generate, critique the draft, refine it",
-                    repeats=repeats)
+    return _chain("self-refine", SELF_REFINE, templates, parse, repeats, "generate, critique the draft, refine it")
 
 
 def locate_then_solve(*, parse: str | None = None, templates: Mapping[str, str] | None = None,
                       repeats: str = "new-sample") -> Pipeline:
     """locate (quote the relevant part of the input) -> solve (answer using it)."""
-    t = _templates(LOCATE_SOLVE, templates)
-    nodes: list[Node] = [Module(k, v) for k, v in t.items()]
-    out = _parse_step(nodes, "solve", parse)
-    return Pipeline("locate-then-solve", nodes, out, description="locate the relevant part, then solve",
-                    repeats=repeats)
+    return _chain("locate-then-solve", LOCATE_SOLVE, templates, parse, repeats, "locate the relevant part, then solve")
 
 
 def debate(agents: int = 3, rounds: int = 2, *, final: str = "module", parse: str | None = None,

@@ -199,8 +199,8 @@ def _render(module: Module, ctx: Mapping[str, np.ndarray], n: int) -> tuple[np.n
 
 
 def _run_module(module: Module, model: str, queries: Queries, prompts: np.ndarray, systems: np.ndarray | None,
-                backend: Backend, seen: dict[tuple[str, str, int], int], previous: dict[tuple, tuple],
-                repeats: str) -> ModuleCalls:
+                backend: Backend, made: dict[tuple[str, str, int], list[Any]], repeats: str) -> ModuleCalls:
+    """One module's calls; ``made`` holds the answers of the run's earlier calls by (model, prompt, query)."""
     n = len(queries)
     ids = call_ids(queries, prompts)
     sample = np.zeros(n, dtype=int)
@@ -209,15 +209,14 @@ def _run_module(module: Module, model: str, queries: Queries, prompts: np.ndarra
     # part of it: replays match on the user text, so such calls must be samples of one prompt)
     keys = [(model, str(prompts[i]), int(i)) for i in range(n)]
     for i, key in enumerate(keys):
-        count = seen.get(key, 0)
+        count = len(made.get(key, ()))
         reused[i] = repeats == "reuse" and count > 0
         sample[i] = 0 if repeats == "reuse" else count
-        seen[key] = count + 1
     outputs = np.empty(n, dtype=object)
     cost = np.zeros(n)
     latency = np.zeros(n)
     for i in np.flatnonzero(reused):
-        outputs[i] = previous[keys[i]][0]
+        outputs[i] = made[keys[i]][0]
     todo = np.flatnonzero(~reused)
     messages = None
     if systems is not None:
@@ -242,7 +241,7 @@ def _run_module(module: Module, model: str, queries: Queries, prompts: np.ndarra
         if got.latency is not None:
             latency[rows] = got.latency
     for i in todo:
-        previous[keys[i]] = (outputs[i],)
+        made.setdefault(keys[i], []).append(outputs[i])
     return ModuleCalls(module.name, model, prompts, outputs, cost, latency, sample, reused)
 
 
@@ -293,15 +292,13 @@ def run_pipeline(pipeline: Pipeline, allocation: Mapping[str, str] | Sequence[st
     ctx: dict[str, np.ndarray] = {"prompt": np.asarray(queries.prompts, dtype=object),
                                   "task": np.asarray(queries.tasks, dtype=object),
                                   "id": np.asarray(queries.ids, dtype=object)}
-    seen: dict[tuple[str, str, int], int] = {}
-    previous: dict[tuple, tuple] = {}
+    made: dict[tuple[str, str, int], list[Any]] = {}
     calls: dict[str, ModuleCalls] = {}
     for name in pipeline.order:
         node = pipeline.nodes[name]
         if isinstance(node, Module):
             prompts, systems = _render(node, ctx, n)
-            c = _run_module(node, alloc[name], queries, prompts, systems, backend, seen, previous,
-                            pipeline.repeats)
+            c = _run_module(node, alloc[name], queries, prompts, systems, backend, made, pipeline.repeats)
             calls[name] = c
             ctx[name] = c.outputs
         else:

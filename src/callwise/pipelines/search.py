@@ -27,8 +27,9 @@ excludes allocations that cost more.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -47,6 +48,11 @@ class Evaluator(Protocol):
     def evaluate(self, allocs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(A, Q) per-query quality and (A, Q) per-query cost of each of (A, L) allocations."""
         ...
+
+
+def _key(alloc: Sequence[int]) -> tuple[int, ...]:
+    """An allocation as a hashable tuple of model indices."""
+    return tuple(int(x) for x in alloc)
 
 
 class BudgetSpent(Exception):
@@ -75,15 +81,23 @@ class Ledger:
     def left(self) -> float:
         return np.inf if self.budget is None else self.budget - self.evaluations
 
+    @contextmanager
+    def unbudgeted(self) -> Iterator[None]:
+        """Score without spending the budget (reference baselines: exhaustive, single models)."""
+        saved, self.budget = self.budget, None
+        try:
+            yield
+        finally:
+            self.budget = saved
+
     def missing(self, allocs: np.ndarray) -> int:
-        return sum(tuple(int(x) for x in a) not in self.means for a in allocs)
+        return sum(_key(a) not in self.means for a in allocs)
 
     def scores(self, allocs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(A, Q) quality and cost of the allocations, scoring only those not seen before."""
         allocs = np.atleast_2d(np.asarray(allocs, dtype=np.int64))
-        keys = [tuple(int(x) for x in a) for a in allocs]
-        new = [i for i, k in enumerate(keys) if k not in self._cache]
-        new_keys = list(dict.fromkeys(keys[i] for i in new))
+        keys = [_key(a) for a in allocs]
+        new_keys = list(dict.fromkeys(k for k in keys if k not in self._cache))
         fresh = [k for k in new_keys if k not in self.means]
         if len(fresh) > self.left():
             raise BudgetSpent(f"{len(fresh)} new evaluations asked, {self.left()} left")
@@ -99,14 +113,14 @@ class Ledger:
     def record_means(self, allocs: np.ndarray, quality: np.ndarray, cost: np.ndarray) -> None:
         """Record allocations scored in bulk (exhaustive search keeps means only)."""
         for a, q, c in zip(allocs, quality, cost):
-            self.means[tuple(int(x) for x in a)] = (float(q), float(c))
+            self.means[_key(a)] = (float(q), float(c))
 
     def diagnosis(self, allocs: np.ndarray, slot: int) -> np.ndarray:
         """(A, Q) the diagnoser's verdict that ``slot`` was not at fault (1) or was (0)."""
         diag = getattr(self.evaluator, "diagnose", None)
         if diag is None:
             raise PolicyError("alpha > 0 needs a diagnoser; this evaluator has none")
-        keys = [(tuple(int(x) for x in a), slot) for a in allocs]
+        keys = [(_key(a), slot) for a in allocs]
         new = [k for k in dict.fromkeys(keys) if k not in self._diag]
         if new:
             got = diag(np.array([k[0] for k in new], dtype=np.int64), slot)
@@ -161,11 +175,11 @@ def _result(method: str, ledger: Ledger, alloc: tuple[int, ...], **kw: Any) -> S
 
 def _start(M: int, L: int, rng: np.random.Generator, start: Sequence[int] | None) -> tuple[int, ...]:
     if start is not None:
-        s = tuple(int(x) for x in start)
+        s = _key(start)
         if len(s) != L or not all(0 <= x < M for x in s):
             raise PolicyError(f"start allocation {list(start)} must hold {L} model indices in [0, {M})")
         return s
-    return tuple(int(x) for x in rng.integers(0, M, size=L))
+    return _key(rng.integers(0, M, size=L))
 
 
 def _sweep(method: str, ledger: Ledger, *, seed: int, start: Sequence[int] | None, max_cost: float | None,
@@ -183,10 +197,13 @@ def _sweep(method: str, ledger: Ledger, *, seed: int, start: Sequence[int] | Non
     except BudgetSpent:
         raise PolicyError("the evaluation budget is 0: nothing can be scored") from None
     trace = [cur]
-    rounds, stopped = 0, "max-rounds"
-    while rounds < max_rounds:
+    rounds = 0
+    while True:
         if len(trace) >= patience and len(set(trace[-patience:])) == 1:
             stopped = "converged"
+            break
+        if rounds >= max_rounds:
+            stopped = "max-rounds"
             break
         slot = rounds % L
         cands = np.array([cur[:slot] + (m,) + cur[slot + 1:] for m in range(M)], dtype=np.int64)
@@ -210,14 +227,11 @@ def _sweep(method: str, ledger: Ledger, *, seed: int, start: Sequence[int] | Non
             # ties: the higher mean score, the cheaper, the current model, then model order
             key = [(votes[m], score[m].mean(), -mean_c[m], m == cur[slot], -m) for m in range(M)]
             choice = max(range(M), key=lambda m: key[m])
-            cur = tuple(int(x) for x in cands[choice])
+            cur = _key(cands[choice])
         trace.append(cur)
         rounds += 1
         if progress is not None:
             progress(rounds, cur)
-    else:
-        if len(trace) >= patience and len(set(trace[-patience:])) == 1:
-            stopped = "converged"
     return _result(method, ledger, cur, rounds=rounds, stopped=stopped, trace=trace)
 
 
@@ -285,12 +299,9 @@ def exhaustive(ledger: Ledger, *, max_cost: float | None = None, chunk: int = 40
         q, c = bulk(allocs)
         ledger.record_means(allocs, q, c)
     else:
-        saved, ledger.budget = ledger.budget, None
-        try:
+        with ledger.unbudgeted():
             for i in range(0, len(allocs), chunk):
                 ledger.scores(allocs[i:i + chunk])
-        finally:
-            ledger.budget = saved
     return _result("exhaustive", ledger, _best(ledger.means, max_cost))
 
 
@@ -298,11 +309,8 @@ def single_model(ledger: Ledger, *, max_cost: float | None = None, **_: Any) -> 
     """The same model in every module, for each model; the best affordable one."""
     ev = ledger.evaluator
     allocs = np.repeat(np.arange(len(ev.models))[:, None], ev.n_slots, axis=1)
-    saved, ledger.budget = ledger.budget, None
-    try:
+    with ledger.unbudgeted():
         ledger.scores(allocs)
-    finally:
-        ledger.budget = saved
     means = {k: v for k, v in ledger.means.items() if len(set(k)) == 1}
     return _result("single", ledger, _best(means, max_cost))
 
@@ -392,7 +400,7 @@ class RunEvaluator:
     def run(self, alloc: Sequence[int]) -> Any:
         from .run import run_pipeline
 
-        key = tuple(int(x) for x in alloc)
+        key = _key(alloc)
         if key not in self.runs:
             self.runs[key] = run_pipeline(self.pipeline, [self.models[i] for i in key], self.backend, self.queries,
                                           references=self.references, metric=self.metric, normalise=self.normalise)
