@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -34,6 +36,27 @@ def live_for(url: str, models: list[str], cache: Path | None, **settings) -> Liv
     eps = endpoints_for_base(models, url + "/v1", **settings)
     return Live(eps, cache=None if cache is None else ResponseCache(cache), prices=LivePrices(provider_only=True),
                 retry_base=0.01)
+
+
+@contextmanager
+def live_backends(url: str, models: list[str]) -> Iterator[Callable[..., Live]]:
+    """``make(cache=None, send_ids=True, transport="http")`` builds a Live backend on ``url``; every
+    backend made (and its cache) is closed on exit."""
+    made: list[Live] = []
+
+    def make(cache: Path | None = None, send_ids: bool = True, transport: str = "http") -> Live:
+        be = live_for(url, models, cache, transport=transport)
+        be.send_ids = send_ids
+        made.append(be)
+        return be
+
+    try:
+        yield make
+    finally:
+        for be in made:
+            be.close()
+            if be.cache is not None:
+                be.cache.close()
 
 
 def prompts_of(table: OutcomeTable, ids: np.ndarray) -> list[str]:

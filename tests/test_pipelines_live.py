@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from livekit import TASK, live_for
+from livekit import TASK, live_backends, live_for
 
 from callwise.backends.base import Calls, Queries
 from callwise.backends.live import ProviderError
@@ -163,18 +163,11 @@ def world(questions):
 
 @pytest.fixture
 def live(world, tmp_path):
-    made = []
+    with live_backends(world["url"], list(MODELS)) as make_at:
+        def make(cache: str | None = "cache.sqlite", transport: str = "http"):
+            return make_at(None if cache is None else tmp_path / cache, transport=transport)
 
-    def make(cache: str | None = "cache.sqlite", transport: str = "http"):
-        be = live_for(world["url"], list(MODELS), None if cache is None else tmp_path / cache, transport=transport)
-        made.append(be)
-        return be
-
-    yield make
-    for be in made:
-        be.close()
-        if be.cache is not None:
-            be.cache.close()
+        yield make
 
 
 def assert_same_run(live_run: PipelineRun, scripted: PipelineRun) -> None:

@@ -9,12 +9,11 @@ Every expected decision is computed independently in this file (``collections.Co
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from livekit import live_for
+from livekit import live_backends
 
 from callwise.backends.base import Queries
 from callwise.backends.replay import Replay
@@ -156,19 +155,8 @@ def world():
 
 @pytest.fixture
 def live(world):
-    made = []
-
-    def make(cache: Path | None = None, send_ids: bool = True):
-        be = live_for(world["url"], [GEN, JUDGE], cache, transport="http")
-        be.send_ids = send_ids
-        made.append(be)
-        return be
-
-    yield make
-    for be in made:
-        be.close()
-        if be.cache is not None:
-            be.cache.close()
+    with live_backends(world["url"], [GEN, JUDGE]) as make:
+        yield make
 
 
 def test_the_table_has_the_cases_the_tests_need(world):
