@@ -1,4 +1,4 @@
-"""Speed benchmark for metric-aware aggregation (``callwise.aggregation``, ``callwise.utilities``).
+"""Speed benchmark for metric-aware aggregation (``callwise.aggregation``, ``callwise.aggregation.utilities``).
 
 Run from the repository root::
 
@@ -70,8 +70,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import fmt_s, print_summary, time_call  # noqa: E402
 
 import callwise  # noqa: E402
-from callwise.aggregation import SampleSet, draw_predictions, from_numbers, mbr, median, quantile  # noqa: E402
-from callwise.utilities import UtilityCache, get_utility, utility_matrices  # noqa: E402
+from callwise.aggregation.rules import SampleSet, draw_predictions, from_numbers
+from callwise.aggregation.combine import mbr, median, quantile  # noqa: E402
+from callwise.aggregation.utilities import UtilityCache, get_utility, utility_matrices  # noqa: E402
 
 MBR_GOAL_X = 5.0
 MEDIAN_GOAL_X = 10.0

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from callwise.frontier import mean_ci
+from callwise.core.frontier import mean_ci
 from callwise.io import load
 from callwise.pipelines.ensemble import EnsembleOutcomes, all_allocations, join_by_prompt
 from callwise.pipelines.search import OutcomesEvaluator, search

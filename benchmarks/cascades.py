@@ -1,4 +1,4 @@
-"""Speed benchmark for the vectorised cascade evaluation protocol (``callwise.cascade_eval``).
+"""Speed benchmark for the vectorised cascade evaluation protocol (``callwise.cascades.protocol``).
 
 Run from the repository root::
 
@@ -25,7 +25,7 @@ one process:
    three ``simulate`` calls + AUC are the timed evaluation. The replication is checked against
    ``evaluate_pair`` / ``evaluate_chain`` on one pair and one chain (the AUCs must be identical).
 3. A sequential baseline in the same process: the streaming confidence cascade written the
-   straightforward way, one query at a time with ``callwise.thresholds.StreamingThreshold``
+   straightforward way, one query at a time with ``callwise.cascades.thresholds.StreamingThreshold``
    (running quantile by ``bisect`` + budget guard), for each budget and each stream order, on the
    ``--baseline-pairs`` pairs with the most test queries. Its guard reserves the *mean* recorded
    first-call cost for each query still to come (``reserve_per_query``), as a live stream would;
@@ -50,9 +50,9 @@ from pathlib import Path
 import numpy as np
 
 import callwise
-from callwise.backends.replay import Replay
-from callwise.bench import split_outcomes
-from callwise.cascade_eval import (
+from callwise.core.replay import Replay
+from callwise.core.split import split_outcomes
+from callwise.cascades.protocol import (
     SCORED,
     Simulation,
     _result,
@@ -65,10 +65,10 @@ from callwise.cascade_eval import (
     simulate,
     stream_orders,
 )
-from callwise.hashing import query_uniforms
-from callwise.policies.escalation import ConfidenceCascade, Escalation, tie_uniforms
-from callwise.policies.learned_escalation import FrugalCascade, TwoTierRouter
-from callwise.thresholds import QuantileThreshold, StreamingThreshold, escalation_share
+from callwise.core.hashing import query_uniforms
+from callwise.cascades.escalation import ConfidenceCascade, Escalation, tie_uniforms
+from callwise.cascades.learned import FrugalCascade, TwoTierRouter
+from callwise.cascades.thresholds import QuantileThreshold, StreamingThreshold, escalation_share
 
 PAIR_GOAL_S = 0.2
 ALL_PAIRS_GOAL_S = 10.0

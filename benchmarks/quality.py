@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import callwise
-from callwise.fitting import fit_policy
+from callwise.evaluation.fit import fit_policy
 
 ROUTERS = ["knn", "linear", "mlp", "mf", "threshold"]
 PREDICTIVE = ["knn", "linear", "mlp", "mf"]
@@ -45,9 +45,9 @@ def bench_tables(name: str, table: callwise.OutcomeTable, n_boot: int, seed: int
     else:  # the same routers on other features: swap the registry defaults for this run
         import sys
 
-        from callwise.policies import get_policy
+        from callwise.core.policy import get_policy
 
-        mod = sys.modules["callwise.bench"]
+        mod = sys.modules["callwise.evaluation.bench"]
         saved = mod.default_policies
         mod.default_policies = lambda: {p: (lambda tr, p=p: get_policy(p)(features=features)) for p in ROUTERS}
         try:
@@ -102,7 +102,7 @@ def why(table: callwise.OutcomeTable, train: callwise.OutcomeTable, test: callwi
     """Evidence for tasks where no router reaches the zero router: the zero router is the hull of the
     *test* means (hindsight); a prompt-blind router fitted on train (knn with shrink=1: q̂ = training
     means) is the honest prompt-free baseline. Also the train vs test mean quality of each model."""
-    from callwise.policies import make
+    from callwise.core.policy import make
 
     print("\nWhere no router reaches the zero router: the zero router is built from the test set's own model means. "
           "The prompt-blind router fitted on the training split (q̂ = training means) is what a policy that ignores "
@@ -114,7 +114,7 @@ def why(table: callwise.OutcomeTable, train: callwise.OutcomeTable, test: callwi
         blind = make("knn", shrink=1.0).fit(tr)
         rep = callwise.Replay(te)
         pts = np.array([c.decide(rep.queries(), rep).point() for c in blind.sweep()])
-        from callwise.frontier import aiq, ndch
+        from callwise.core.frontier import aiq, ndch
 
         lo, hi = res["tasks"][task]["cost_range"]
         a_blind = aiq(ndch(pts[:, 0], pts[:, 1]), lo, hi, "paper")

@@ -33,8 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import callwise  # noqa: E402
-from callwise.policies import make  # noqa: E402
-from callwise.policies.router import route_lambda  # noqa: E402
+from callwise.core.policy import make  # noqa: E402
+from callwise.routing.router import route_lambda  # noqa: E402
 from speed import callwise_command, time_subprocess  # noqa: E402
 
 DECISION_GOAL_MS = 0.1
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
           f"test {test.frame['prompt_id'].nunique()} prompts")
 
     # ---- 1. fit times -------------------------------------------------------------------
-    from callwise.features import make_featuriser
+    from callwise.routing.features import make_featuriser
 
     prompts = list(train.dense().prompts)
     t0 = time.perf_counter()

@@ -43,7 +43,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 import callwise
-from callwise import frontier as F
+from callwise.core import frontier as F
 
 HULL_GOAL_S = 1.0
 BENCH_GOAL_S = 10.0
@@ -215,7 +215,7 @@ def in_process_bench(data: Path, n_boot: int, repeats: int, out_dir: Path) -> li
     """Time the API calls ``callwise bench`` makes, and the report steps it adds, in this process."""
     from rich.console import Console
 
-    from callwise.report import print_tables, write_plots
+    from callwise.evaluation.report import print_tables, write_plots
 
     out_dir.mkdir(parents=True, exist_ok=True)  # write_plots expects an existing folder (the CLI makes it)
     t_load, table = time_call("callwise.load(DATA)", lambda: callwise.load(data), repeats)
@@ -335,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     args.bench_repeats)
             t_cli_imp = time_subprocess("CLI imports (callwise.cli, report, matplotlib)",
                                         [sys.executable, "-c",
-                                         "import callwise.cli, callwise.report, rich.progress, matplotlib.pyplot"],
+                                         "import callwise.cli, callwise.evaluation.report, rich.progress, matplotlib.pyplot"],
                                         args.bench_repeats)
             with tempfile.TemporaryDirectory(prefix="callwise-speed-") as tmp:
                 cmd = callwise_command() + ["bench", str(data), "--policy", "random-mix", "--out", str(Path(tmp) / "cli")]

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from callwise.io import load
-from callwise.scaling_eval import scale
+from callwise.voting.curves import scale
 
 HERE = Path(__file__).resolve().parent
 DEFAULT = HERE.parent.parent / "shared" / "data" / "mot-cascade-samples"

@@ -1,4 +1,4 @@
-"""Speed benchmark for the vote engine (``callwise.voting``) and the scaling fit (``callwise.scaling``).
+"""Speed benchmark for the vote engine (``callwise.voting``) and the scaling fit (``callwise.voting.scaling``).
 
 Run from the repository root::
 
@@ -11,7 +11,7 @@ right answer and gets concentration 3, the others 1, so both easy and hard queri
 ``--k`` samples drawn from it as int16 codes, a fraction ``--abstain`` of them abstentions (-1).
 
 1. The empirical vote curve: the accuracy of the plurality vote of the first K samples, for every
-   K = 1..``--k``, over all queries: ``callwise.voting.prefix_winners`` on the (Q, K) codes, then a
+   K = 1..``--k``, over all queries: ``callwise.voting.engine.prefix_winners`` on the (Q, K) codes, then a
    quality lookup of each prefix's winner and the mean over queries. Best of ``--repeats`` runs.
    Goal: under 2 s for 10^4 queries x 1000 samples (PASS/FAIL printed; never fails the script).
 2. Baseline in the same process: a per-query Python loop with a ``collections.Counter`` updated
@@ -21,7 +21,7 @@ right answer and gets concentration 3, the others 1, so both easy and hard queri
    winners and its curve on that subset must equal callwise's; the ratio is printed.
 3. No goals, times only: ``callwise.voting.vote_curve`` (Monte Carlo expectation over draws with
    replacement, K = 1..100, 200 replicates) on 2,000 of the queries, and
-   ``callwise.scaling.fit_g`` on 10^4 synthetic per-query accuracy curves (binary-vote accuracies
+   ``callwise.voting.scaling.fit_g`` on 10^4 synthetic per-query accuracy curves (binary-vote accuracies
    at the paper's K grid of queries with random per-call accuracies, plus noise).
 
 A summary is printed at the end.
@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import fmt_s, print_summary, time_call  # noqa: E402
 
 import callwise  # noqa: E402
-from callwise.scaling import FIT_KS, binary_vote_accuracy, fit_g, g_curves  # noqa: E402
-from callwise.voting import EMPTY_QUALITY, Samples, prefix_winners, vote_curve  # noqa: E402
+from callwise.voting.scaling import FIT_KS, binary_vote_accuracy, fit_g, g_curves  # noqa: E402
+from callwise.voting.engine import EMPTY_QUALITY, Samples, prefix_winners, vote_curve  # noqa: E402
 
 CURVE_GOAL_S = 2.0
 GOAL_QUERIES, GOAL_K = 10_000, 1000
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     same_curve = bool(np.array_equal(b_curve, s_curve))
     print(f"  identical winners of every prefix: {same_win}; identical curves: {same_curve}")
     if not (same_win and same_curve):  # not `assert`: must hold under python -O too
-        raise AssertionError("the Counter baseline and callwise.voting.prefix_winners disagree")
+        raise AssertionError("the Counter baseline and callwise.voting.engine.prefix_winners disagree")
     scaled = t_base.best * Q / bq
     ratio = scaled / t_cw.best
     ratio_sub = t_base.best / t_sub.best

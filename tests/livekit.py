@@ -8,12 +8,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from callwise.backends.cache import ResponseCache
-from callwise.backends.costs import LivePrices
-from callwise.backends.live import Live, endpoints_for_base
-from callwise.bench import split_outcomes
+from callwise.live.cache import ResponseCache
+from callwise.live.prices import LivePrices
+from callwise.live.backend import Live, endpoints_for_base
+from callwise.core.split import split_outcomes
 from callwise.io import load
-from callwise.outcomes import OutcomeTable
+from callwise.core.outcomes import OutcomeTable
 
 TASK = "mmlu-llama"
 SMALL, LARGE = "llama3.1-8b", "llama3.1-405b"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from callwise import aggregation as A
-from callwise.errors import PolicyError
-from callwise.metrics import get_metric
+from callwise.core.errors import PolicyError
+from callwise.aggregation.metrics import get_metric
 
 
 def _random_rows(rng: np.random.Generator, q: int = 40, s: int = 9) -> tuple[np.ndarray, np.ndarray]:

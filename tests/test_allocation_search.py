@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from callwise.cli import app
-from callwise.errors import PolicyError
+from callwise.core.errors import PolicyError
 from callwise.pipelines import search
 from callwise.pipelines.search import Ledger, llmselector, pareto_allocations
 from callwise.pipelines.synthetic import MonotoneSystem
@@ -144,7 +144,7 @@ def test_unknown_method_and_bad_start() -> None:
 
 def test_run_evaluator_searches_a_real_pipeline_on_replayed_calls() -> None:
     """LLMSelector over a self-refine pipeline run on a backend, with the exhaustive optimum as reference."""
-    from callwise.backends.base import Calls, Queries
+    from callwise.core.backend import Calls, Queries
     from callwise.pipelines import RunEvaluator, self_refine
 
     class Skilled:

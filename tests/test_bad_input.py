@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import callwise
-from callwise.errors import CallwiseError, DataError, FormatError
-from callwise.prices import PriceTable
+from callwise.core.errors import CallwiseError, DataError, FormatError
+from callwise.core.prices import PriceTable
 
 HEADER = "prompt_id,model,quality,cost\n"
 

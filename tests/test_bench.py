@@ -7,10 +7,13 @@ import pandas as pd
 import pytest
 
 import callwise
-from callwise import OutcomeTable, Replay, frontier
-from callwise.bench import bench, split_outcomes
-from callwise.errors import DataError, PolicyError
-from callwise.policies import Oracle, RandomMix, SingleModel, make, registry
+from callwise import OutcomeTable, Replay
+from callwise.core import frontier
+from callwise.evaluation.bench import bench
+from callwise.core.split import split_outcomes
+from callwise.core.errors import DataError, PolicyError
+from callwise.core.fixed import Oracle, RandomMix, SingleModel
+from callwise.core.policy import make, registry
 
 
 def synthetic(n_prompts: int = 60, tasks=("a", "b"), seed: int = 0, split: bool = False) -> OutcomeTable:

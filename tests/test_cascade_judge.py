@@ -10,11 +10,11 @@ import pytest
 
 import callwise
 from callwise import OutcomeTable, Replay
-from callwise.backends.base import Calls
-from callwise.bench import split_outcomes
-from callwise.errors import PolicyError
-from callwise.policies import make, registry
-from callwise.policies.cascade_judge import CascadeJudge, judge_uniforms
+from callwise.core.backend import Calls
+from callwise.core.split import split_outcomes
+from callwise.core.errors import PolicyError
+from callwise.core.policy import make, registry
+from callwise.routing.cascade_judge import CascadeJudge, judge_uniforms
 
 #: Chain used by most tests; alphabetical order (the backend's column order) differs from it.
 CHAIN = ["cheap", "mid", "big"]

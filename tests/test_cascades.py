@@ -10,13 +10,22 @@ import pytest
 from typer.testing import CliRunner
 
 from callwise import OutcomeTable, Replay, load, load_policy, save_policy
-from callwise.bench import bench, split_outcomes
-from callwise.cascade_eval import (METHODS, evaluate_chain, evaluate_pair, pairs_by_cost, plan_cascades, simulate,
-                                   stream_orders)
+from callwise.evaluation.bench import bench
+from callwise.core.split import split_outcomes
+from callwise.cascades.protocol import (
+    METHODS,
+    evaluate_chain,
+    evaluate_pair,
+    pairs_by_cost,
+    plan_cascades,
+    simulate,
+    stream_orders,
+)
 from callwise.cli import app
-from callwise.errors import PolicyError
-from callwise.policies import ConfidenceCascade, FrugalCascade, OracleCascade, TwoTierRouter
-from callwise.thresholds import escalation_share
+from callwise.core.errors import PolicyError
+from callwise.cascades.escalation import ConfidenceCascade, OracleCascade
+from callwise.cascades.learned import FrugalCascade, TwoTierRouter
+from callwise.cascades.thresholds import escalation_share
 
 runner = CliRunner()
 MODELS = {"small": (0.001, 0.55), "mid": (0.004, 0.7), "large": (0.02, 0.9)}
@@ -100,8 +109,8 @@ def test_policy_decisions_equal_the_vectorised_protocol_with_constant_costs(cons
         budgets = np.linspace(c[0, 0], c[0, 0] + c[0, 1], 9)
         shares = p.shares(budgets)
         conf = v.confidence[:, small, 0]
-        from callwise.policies.escalation import tie_uniforms
-        from callwise.thresholds import QuantileThreshold
+        from callwise.cascades.escalation import tie_uniforms
+        from callwise.cascades.thresholds import QuantileThreshold
 
         u = tie_uniforms(v.prompt_ids, "small", 0)
         if mode == "streaming":
@@ -360,7 +369,7 @@ def test_real_rational_cascades_pair_meets_the_protocol_checks(shared_data):
 
 def test_margin_signal_reads_the_payloads_the_backend_returns(constant_split):
     """A backend that returns OpenAI-style logprobs: the cascade escalates the answers with small margins."""
-    from callwise.backends.base import Calls
+    from callwise.core.backend import Calls
 
     train, test = constant_split
     replay = Replay(test)
@@ -380,7 +389,7 @@ def test_margin_signal_reads_the_payloads_the_backend_returns(constant_split):
                          [payload(p) for p in p_top])
 
     f = train.frame.copy()
-    from callwise.signals import margin
+    from callwise.cascades.signals import margin
 
     # recorded margins for calibration, as the live payloads give them
     f["confidence"] = np.where(f["quality"] > 0, margin(payload(0.95)), margin(payload(0.55)))

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from callwise.errors import DataError, PolicyError
+from callwise.core.errors import DataError, PolicyError
 from callwise.io import load
-from callwise.normalise import text
-from callwise.outcomes import DenseView, OutcomeTable
+from callwise.core.normalise import text
+from callwise.core.outcomes import DenseView, OutcomeTable
 from callwise.pipelines.ensemble import EnsembleOutcomes, all_allocations, infer_references, join_by_prompt
-from callwise.voting import EMPTY_QUALITY
+from callwise.voting.engine import EMPTY_QUALITY
 
 #: raw answers for random data: " A " and "a." normalise (text) to "a"; "" and None abstain
 RAW = np.array(["a", "b", "c", " A ", "a.", "B", "", None], dtype=object)

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from callwise.errors import CallwiseError
-from callwise.features import (
+from callwise.core.errors import CallwiseError
+from callwise.routing.features import (
     FeatureCache,
     FeatureError,
     Featuriser,

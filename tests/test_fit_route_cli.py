@@ -9,10 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 import callwise
-from callwise.bench import bench, split_outcomes
+from callwise.evaluation.bench import bench
+from callwise.core.split import split_outcomes
 from callwise.cli import app
-from callwise.fitting import fit_policy
-from callwise.twomodel import apgr, cpt, oracle_share_curve, routellm_metrics, share_curve
+from callwise.evaluation.fit import fit_policy
+from callwise.routing.apgr import apgr, cpt, oracle_share_curve, routellm_metrics, share_curve
 
 runner = CliRunner()
 
@@ -134,7 +135,7 @@ def test_bench_reports_routers_gap_and_routellm_metrics_on_two_model_data():
 def test_token_price_and_length_cost_models(sample_file):
     from pathlib import Path
 
-    from callwise.policies import make
+    from callwise.core.policy import make
 
     t = callwise.load(sample_file)
     prices = Path(__file__).resolve().parents[1] / "docs" / "examples" / "routellm_prices.yaml"

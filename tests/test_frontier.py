@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callwise import frontier as F
+from callwise.core import frontier as F
 
 # points with costs/qualities on a grid of "nice" floats so that exact comparisons are meaningful
 coord = st.floats(min_value=0.0, max_value=10.0, allow_nan=False, allow_infinity=False)

@@ -24,14 +24,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from callwise import OutcomeTable
-from callwise.backends.base import Queries
-from callwise.backends.cache import ResponseCache
-from callwise.backends.costs import LivePrices, PriceError, litellm_price_map
-from callwise.backends.live import Endpoint, Live, ProviderError, _Bucket, endpoints_for_base, load_endpoints
-from callwise.errors import DataError
-from callwise.http_util import BackgroundServer
-from callwise.prices import ModelPrice
-from callwise.replay_server import build_replay_app
+from callwise.core.backend import Queries
+from callwise.live.cache import ResponseCache
+from callwise.live.prices import LivePrices, PriceError, litellm_price_map
+from callwise.live.backend import Endpoint, Live, ProviderError, _Bucket, endpoints_for_base, load_endpoints
+from callwise.core.errors import DataError
+from callwise.live.http_util import BackgroundServer
+from callwise.core.prices import ModelPrice
+from callwise.live.replay_server import build_replay_app
 
 TRANSPORTS = ["litellm", "http"]
 KEY = "sk-test-SECRET123"

@@ -13,7 +13,7 @@ import pytest
 
 import callwise
 from callwise import OutcomeTable, write_parquet
-from callwise.prices import CHARS_PER_TOKEN, PriceTable, estimate_tokens
+from callwise.core.prices import CHARS_PER_TOKEN, PriceTable, estimate_tokens
 
 RB_TASKS = ["arc-challenge", "mbpp", "winogrande"]
 RB_MODELS = sorted([

@@ -12,17 +12,17 @@ from livekit import live_for
 from typer.testing import CliRunner
 
 from callwise import MetricAware, Vote
-from callwise.aggregate_eval import evaluate, optimal_predictions, synthetic_suite, task_kind
-from callwise.backends.base import Queries
-from callwise.backends.replay import Replay
+from callwise.aggregation.comparison import evaluate, optimal_predictions, synthetic_suite, task_kind
+from callwise.core.backend import Queries
+from callwise.core.replay import Replay
 from callwise.cli import app
-from callwise.errors import DataError, PolicyError
-from callwise.http_util import BackgroundServer
+from callwise.core.errors import DataError, PolicyError
+from callwise.live.http_util import BackgroundServer
 from callwise.io import load
-from callwise.metrics import Metric, correlation, get_metric, register_metric, rule_for
-from callwise.outcomes import OutcomeTable
-from callwise.policy_io import load_policy, save_policy
-from callwise.replay_server import build_replay_app
+from callwise.aggregation.metrics import Metric, correlation, get_metric, register_metric, rule_for
+from callwise.core.outcomes import OutcomeTable
+from callwise.core.policy_files import load_policy, save_policy
+from callwise.live.replay_server import build_replay_app
 
 # --------------------------------------------------------------------------------------------
 # metrics
@@ -69,7 +69,7 @@ def test_correlations_and_the_pearson_optimality_of_the_mean():
 def test_user_metrics_from_a_utility_and_from_a_loss():
     m = register_metric(Metric.from_utility("first-letter", lambda h, r: float(h[:1] == r[:1])))
     assert get_metric("first-letter") is m and rule_for(m).name == "mbr:<lambda>"
-    from callwise.aggregation import aggregate
+    from callwise.aggregation.combine import aggregate
 
     assert aggregate([["apple", "avocado", "banana"]], "first-letter", normalise="none").tolist() == ["apple"]
     log_loss = Metric.from_loss("abs-log", lambda p, y: np.abs(np.log1p(p) - np.log1p(y)))

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import callwise
-from callwise.errors import DataError, PolicyError
+from callwise.core.errors import DataError, PolicyError
 from callwise.io import detect_format
 from callwise.io.mot import DEFAULT_PRICES, is_mot_file, is_mot_folder, read_mot
-from callwise.prices import ModelPrice, PriceTable, estimate_tokens
+from callwise.core.prices import ModelPrice, PriceTable, estimate_tokens
 
 Q0 = "Yesterday was April 30, 2021. What is the date today in MM/DD/YYYY?"
 Q1 = "Today is 3/5, and it is Jane's second time in the year 1973 to see a meteor shower. What is the date today?"

@@ -1,4 +1,4 @@
-"""Answer normalisers (callwise.normalise): each normaliser on hand-made cases and on literal answer
+"""Answer normalisers (callwise.core.normalise): each normaliser on hand-made cases and on literal answer
 strings copied from the MoT-cascade sample files (shared/data/mot-cascade-samples), user functions,
 the unknown-name error and normalise_array on arrays with None and NaN."""
 
@@ -9,8 +9,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from callwise.errors import PolicyError
-from callwise.normalise import NORMALISERS, choice, date, get_normaliser, normalise_array, number, text
+from callwise.core.errors import PolicyError
+from callwise.core.normalise import NORMALISERS, choice, date, get_normaliser, normalise_array, number, text
 
 # -- number -----------------------------------------------------------------------------------
 

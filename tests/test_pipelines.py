@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from callwise.backends.base import Calls, Queries
-from callwise.backends.replay import Replay
-from callwise.errors import PolicyError
-from callwise.outcomes import OutcomeTable
+from callwise.core.backend import Calls, Queries
+from callwise.core.replay import Replay
+from callwise.core.errors import PolicyError
+from callwise.core.outcomes import OutcomeTable
 from callwise.pipelines import (
     Module,
     Pipeline,

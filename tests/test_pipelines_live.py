@@ -21,15 +21,15 @@ import pandas as pd
 import pytest
 from livekit import TASK, live_backends, live_for
 
-from callwise.backends.base import Calls, Queries
-from callwise.backends.live import ProviderError
-from callwise.backends.replay import Replay
-from callwise.errors import PolicyError
-from callwise.http_util import BackgroundServer
+from callwise.core.backend import Calls, Queries
+from callwise.live.backend import ProviderError
+from callwise.core.replay import Replay
+from callwise.core.errors import PolicyError
+from callwise.live.http_util import BackgroundServer
 from callwise.io import load
-from callwise.outcomes import OutcomeTable
+from callwise.core.outcomes import OutcomeTable
 from callwise.pipelines import PipelineRun, debate, run_pipeline, self_refine
-from callwise.replay_server import build_replay_app
+from callwise.live.replay_server import build_replay_app
 
 N_QUESTIONS = 5
 SMALL, MID, BIG = "alpha-8b", "beta-70b", "gamma-405b"

@@ -17,10 +17,10 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from callwise import OutcomeTable
-from callwise.errors import CallwiseError
-from callwise.http_util import BackgroundServer, install_openai_errors
-from callwise.prices import estimate_tokens
-from callwise.replay_server import NEG_INF_LOGPROB, ReplayOptionError, build_replay_app
+from callwise.core.errors import CallwiseError
+from callwise.live.http_util import BackgroundServer, install_openai_errors
+from callwise.core.prices import estimate_tokens
+from callwise.live.replay_server import NEG_INF_LOGPROB, ReplayOptionError, build_replay_app
 
 Q1 = "What is 2+2?"
 Q2 = "Name a primary colour.\nOne word."

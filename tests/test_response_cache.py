@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import callwise
-from callwise.backends.cache import (
+from callwise.live.cache import (
     CHUNK,
     NON_GENERATION_PARAMS,
     CachedResponse,
@@ -29,7 +29,7 @@ from callwise.backends.cache import (
     request_key,
     scrub_secrets,
 )
-from callwise.errors import CallwiseError
+from callwise.core.errors import CallwiseError
 
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2? ünïcödé"}]
 SRC = str(Path(callwise.__file__).resolve().parents[1])
@@ -314,7 +314,7 @@ def test_wrong_schema_version_is_refused(tmp_path: Path) -> None:
 
 WRITER = textwrap.dedent("""
     import pathlib, sys, time
-    from callwise.backends.cache import ResponseCache
+    from callwise.live.cache import ResponseCache
     path, wid, go = sys.argv[1], int(sys.argv[2]), pathlib.Path(sys.argv[3])
     cache = ResponseCache(path)
     print("ready", flush=True)
@@ -384,7 +384,7 @@ def test_threads_share_one_cache(cache: ResponseCache) -> None:
 
 KILLED = textwrap.dedent("""
     import sys
-    from callwise.backends.cache import ResponseCache
+    from callwise.live.cache import ResponseCache
     cache = ResponseCache(sys.argv[1])
     body = "x" * 6000
     for i in range(20000):

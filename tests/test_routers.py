@@ -10,12 +10,12 @@ import pytest
 
 import callwise
 from callwise import OutcomeTable, Replay
-from callwise.bench import split_outcomes
-from callwise.errors import PolicyError
-from callwise.policies import make
-from callwise.policies.router import lambda_grid, route_lambda, sweep_outcomes
-from callwise.policy_io import PolicyFileError, load_policy, save_policy
-from callwise.scorers import SCORERS, make_scorer
+from callwise.core.split import split_outcomes
+from callwise.core.errors import PolicyError
+from callwise.core.policy import make
+from callwise.routing.router import lambda_grid, route_lambda, sweep_outcomes
+from callwise.core.policy_files import PolicyFileError, load_policy, save_policy
+from callwise.routing.scorers import SCORERS, make_scorer
 
 ROUTERS = ("knn", "linear", "mlp", "mf")
 
@@ -246,13 +246,13 @@ def test_router_on_constant_text_falls_back_to_the_prior():
 
 def test_policy_file_keeps_infinite_lambda(tmp_path):
     """A budget mixture whose second λ is ∞ (always the cheapest model) saves and loads (JSON has no inf)."""
-    from callwise.policy_io import _decode_floats, _encode_floats, read_policy_file
+    from callwise.core.policy_files import _decode_floats, _encode_floats, read_policy_file
 
     state = {"calibration": {"mix_value": float("inf"), "value": 0.5}, "grid": [1.0, float("-inf")]}
     enc = _encode_floats(state)
     assert enc["calibration"]["mix_value"] == {"__float__": "inf"}
     assert _decode_floats(json.loads(json.dumps(enc, allow_nan=False))) == state
-    from callwise.policies.fixed import SingleModel
+    from callwise.core.fixed import SingleModel
 
     p = SingleModel("m")
     p.weird = float("inf")  # a setting that is not finite also survives

@@ -14,16 +14,16 @@ import pytest
 from livekit import LARGE, SMALL, prompts_of, split, task_table
 from typer.testing import CliRunner
 
-from callwise.backends.cache import ResponseCache
+from callwise.live.cache import ResponseCache
 from callwise.cli import app
-from callwise.errors import DataError
-from callwise.fitting import fit_policy
-from callwise.grading import grade
-from callwise.http_util import BackgroundServer
+from callwise.core.errors import DataError
+from callwise.evaluation.fit import fit_policy
+from callwise.live.grading import grade
+from callwise.live.http_util import BackgroundServer
 from callwise.io import load
-from callwise.policy_io import save_policy
-from callwise.prompts import load_prompts
-from callwise.replay_server import build_replay_app
+from callwise.core.policy_files import save_policy
+from callwise.live.prompts import load_prompts
+from callwise.live.replay_server import build_replay_app
 
 runner = CliRunner()
 

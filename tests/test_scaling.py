@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from callwise.scaling import (
+from callwise.voting.scaling import (
     FIT_KS,
     best_k,
     binary_vote_accuracy,
@@ -17,7 +17,7 @@ from callwise.scaling import (
     shape,
     two_level,
 )
-from callwise.voting import encode, vote_curve
+from callwise.voting.engine import encode, vote_curve
 
 ODD = np.arange(1, 202, 2)
 

@@ -15,14 +15,14 @@ import openai
 import pytest
 from livekit import LARGE, SMALL, live_for, prompts_of, split, task_table
 
-from callwise.backends.base import Queries
-from callwise.backends.replay import Replay
-from callwise.chat import render
-from callwise.fitting import fit_policy
-from callwise.http_util import BackgroundServer
-from callwise.replay_server import build_replay_app
-from callwise.serve import Conversations, KeyBudgets, PolicyServer
-from callwise.thresholds import BudgetLedger
+from callwise.core.backend import Queries
+from callwise.core.replay import Replay
+from callwise.live.chat import render
+from callwise.evaluation.fit import fit_policy
+from callwise.live.http_util import BackgroundServer
+from callwise.live.replay_server import build_replay_app
+from callwise.live.server import Conversations, KeyBudgets, PolicyServer
+from callwise.core.budget import BudgetLedger
 
 pytestmark = pytest.mark.slow
 
@@ -271,8 +271,8 @@ def test_upstream_failures_retry_fall_back_and_502(world):
 
 def test_fallback_to_a_declared_model(world, tmp_path):
     """The small model's endpoint always fails; it falls back to the 70b model, which answers."""
-    from callwise.backends.costs import LivePrices
-    from callwise.backends.live import Live, load_endpoints
+    from callwise.live.prices import LivePrices
+    from callwise.live.backend import Live, load_endpoints
 
     table = world["table"]
     with BackgroundServer(build_replay_app(table, fail_rate={SMALL: 1.0})) as up:

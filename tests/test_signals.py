@@ -7,8 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from callwise.signals import (
-    Margin, RecordedConfidence, SampleAgreement, SignalError, first_token_candidates, is_surface_variant, make_signal,
+from callwise.cascades.signals import (
+    Margin,
+    RecordedConfidence,
+    SampleAgreement,
+    SignalError,
+    first_token_candidates,
+    is_surface_variant,
+    make_signal,
     margin,
 )
 

@@ -9,9 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callwise import thresholds
-from callwise.thresholds import (QuantileThreshold, StreamingThreshold, ThresholdError, candidates,
-                                 escalation_share, guard, running_positions, search_chain_shares)
+from callwise.cascades import thresholds
+from callwise.cascades.thresholds import (
+    QuantileThreshold,
+    StreamingThreshold,
+    ThresholdError,
+    candidates,
+    escalation_share,
+    guard,
+    running_positions,
+    search_chain_shares,
+)
 
 
 def test_escalation_share_cascade_and_routing():

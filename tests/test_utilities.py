@@ -1,4 +1,4 @@
-"""Tests of callwise.utilities: the pairwise utilities of MBR aggregation, their cache and utility matrices."""
+"""Tests of callwise.aggregation.utilities: the pairwise utilities of MBR aggregation, their cache and utility matrices."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from callwise.errors import PolicyError
-from callwise.utilities import (
+from callwise.core.errors import PolicyError
+from callwise.aggregation.utilities import (
     UTILITIES,
     Utility,
     UtilityCache,

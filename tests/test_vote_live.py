@@ -15,16 +15,16 @@ import pandas as pd
 import pytest
 from livekit import live_backends
 
-from callwise.backends.base import Queries
-from callwise.backends.replay import Replay
-from callwise.errors import PolicyError
-from callwise.http_util import BackgroundServer
-from callwise.normalise import text as text_normaliser
-from callwise.outcomes import OutcomeTable
-from callwise.policies.vote import JUDGE_TEMPLATE, RANK_TEMPLATE, BestOfK, FilterVote, Vote
-from callwise.prompts import Prompts
-from callwise.replay_server import build_replay_app
-from callwise.runs import run_policy
+from callwise.core.backend import Queries
+from callwise.core.replay import Replay
+from callwise.core.errors import PolicyError
+from callwise.live.http_util import BackgroundServer
+from callwise.core.normalise import text as text_normaliser
+from callwise.core.outcomes import OutcomeTable
+from callwise.voting.vote import JUDGE_TEMPLATE, RANK_TEMPLATE, BestOfK, FilterVote, Vote
+from callwise.live.prompts import Prompts
+from callwise.live.replay_server import build_replay_app
+from callwise.live.runs import run_policy
 
 N_PROMPTS, N_SAMPLES = 25, 5
 GEN, JUDGE = "gen", "judge"

@@ -10,14 +10,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from callwise.backends.replay import Replay
-from callwise.bench import bench, split_outcomes
+from callwise.core.replay import Replay
+from callwise.evaluation.bench import bench
+from callwise.core.split import split_outcomes
 from callwise.cli import app
-from callwise.errors import PolicyError
-from callwise.outcomes import OutcomeTable
-from callwise.policies import BestOfK, FilterVote, Vote
-from callwise.policy_io import load_policy, save_policy
-from callwise.voting import vote_curve
+from callwise.core.errors import PolicyError
+from callwise.core.outcomes import OutcomeTable
+from callwise.voting.vote import BestOfK, FilterVote, Vote
+from callwise.core.policy_files import load_policy, save_policy
+from callwise.voting.engine import vote_curve
 
 
 def _table(n_prompts=120, samples=8, seed=0, keep=False):
@@ -49,7 +50,7 @@ def test_vote_offline_is_the_expected_vote_of_recorded_samples():
     assert (d.calls[:, j] == 5).all() and (d.chosen == j).all()
     rec = r.samples("small", q)
     np.testing.assert_allclose(d.cost, 5 * np.nanmean(rec.cost, axis=1))
-    from callwise.voting import encode
+    from callwise.voting.engine import encode
 
     s = encode(rec.answers, rec.quality, rec.cost)
     # the sweep's curve is computed once for K = 1..8 (one seeded Monte Carlo pass for every K)
@@ -96,7 +97,7 @@ def test_filter_vote_reads_recorded_verdicts():
 def test_keep_column_is_validated():
     df = _table(keep=True).frame.copy()
     df.loc[3, "keep"] = 0.5
-    from callwise.errors import DataError
+    from callwise.core.errors import DataError
 
     with pytest.raises(DataError, match=r"filter verdict must be 1 \(keep\) or 0 \(drop\), got 0.5"):
         OutcomeTable.from_frame(df)

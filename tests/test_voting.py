@@ -9,8 +9,8 @@ from math import comb
 import numpy as np
 import pytest
 
-from callwise.errors import PolicyError
-from callwise.voting import (
+from callwise.core.errors import PolicyError
+from callwise.voting.engine import (
     best_of_curve,
     encode,
     expected_cost,

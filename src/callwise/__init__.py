@@ -1,48 +1,58 @@
 """callwise: spend LLM calls wisely.
 
-Evaluate LLM call policies (routing, cascades, votes, per-module model selection) on recorded
-outcomes and show the cost–quality trade-off honestly. The public API:
+Evaluate LLM call policies (routing, cascades, votes, metric-aware aggregation, per-module model
+selection) on recorded outcomes and show the cost–quality trade-off honestly. One folder per
+family over a small core (see ``docs/architecture.md``):
 
-- :func:`load` -> :class:`OutcomeTable` (the one data currency; :mod:`callwise.io` loaders);
-- :mod:`callwise.frontier` (hulls, zero router, oracle, AIQ, bootstrap CIs);
-- :class:`Policy` and the registry (:mod:`callwise.policies`), run against a backend
-  (:class:`Replay` offline);
-- :func:`bench` / :func:`split_outcomes` (what ``callwise bench`` does);
-- predictive routers (``make("knn" | "linear" | "mlp" | "mf" | "threshold", budget=...)``),
-  :func:`fit_policy` (what ``callwise fit`` does), :func:`save_policy` / :func:`load_policy`
-  (open policy files).
+- :mod:`callwise.core`: :class:`OutcomeTable`, the frontier math (hulls, zero router, oracle,
+  AIQ, bootstrap CIs), :class:`Policy` and its registry, :class:`Replay`, fixed policies,
+  calibration, policy files (:func:`save_policy` / :func:`load_policy`), :func:`split_outcomes`;
+- :mod:`callwise.io`: :func:`load` and the loaders, the bundled sample (:func:`load_sample`);
+- the families :mod:`callwise.routing`, :mod:`callwise.cascades`, :mod:`callwise.voting`,
+  :mod:`callwise.aggregation`, :mod:`callwise.pipelines`; live runs and serving in
+  :mod:`callwise.live`;
+- :mod:`callwise.evaluation`: :func:`bench` and :func:`fit_policy` (``callwise bench`` / ``fit``).
+
+Importing callwise registers every family's policies, so ``make("knn" | "confidence-cascade" |
+"vote" | ..., budget=...)`` finds them by name.
 """
 
-__version__ = "0.1.0"
-
-from .backends import Queries, Replay  # noqa: E402
-from .bench import bench, split_outcomes  # noqa: E402
-from .errors import CallwiseError, DataError, FormatError, PolicyError  # noqa: E402
-from .fitting import fit_policy  # noqa: E402
-from .io import detect_format, load, write_parquet  # noqa: E402
-from .metrics import Metric, get_metric, register_metric  # noqa: E402
-from .outcomes import DenseView, OutcomeTable  # noqa: E402
-from .policies import (  # noqa: E402
-    BestOfK,
+from .core import (
+    CallwiseError,
+    DataError,
     Decisions,
-    FilterVote,
-    MetricAware,
+    DenseView,
+    FormatError,
     Oracle,
+    OutcomeTable,
     Policy,
+    PolicyError,
+    PriceTable,
+    Queries,
     RandomMix,
+    Replay,
     SingleModel,
-    Vote,
+    __version__,
+    load_policy,
     make,
     register,
     registry,
+    save_policy,
+    split_outcomes,
 )
-from .policy_io import load_policy, save_policy  # noqa: E402
-from .prices import PriceTable  # noqa: E402
-from .sample import load_sample  # noqa: E402
+from .io import detect_format, load, load_sample, write_parquet
+# Importing a family registers its policies; in layout order, so registry() lists them that way.
+from . import routing  # noqa: E402,F401,I001
+from . import cascades  # noqa: E402,F401,I001
+from . import voting  # noqa: E402,F401,I001
+from .aggregation import Metric, MetricAware, get_metric, register_metric
+from .voting import BestOfK, FilterVote, Vote
+from .evaluation import bench, fit_policy
 
 __all__ = [
-    "BestOfK", "CallwiseError", "DataError", "FilterVote", "Vote", "Decisions", "DenseView", "FormatError", "MetricAware", "Oracle", "OutcomeTable", "Policy",
-    "PolicyError", "PriceTable", "Queries", "RandomMix", "Replay", "SingleModel", "__version__", "bench",
-    "Metric", "detect_format", "fit_policy", "get_metric", "load", "register_metric", "load_policy", "load_sample", "make", "register", "registry",
-    "save_policy", "split_outcomes", "write_parquet",
+    "BestOfK", "CallwiseError", "DataError", "Decisions", "DenseView", "FilterVote", "FormatError", "Metric",
+    "MetricAware", "Oracle", "OutcomeTable", "Policy", "PolicyError", "PriceTable", "Queries", "RandomMix", "Replay",
+    "SingleModel", "Vote", "__version__", "bench", "detect_format", "fit_policy", "get_metric", "load", "load_policy",
+    "load_sample", "make", "register", "register_metric", "registry", "save_policy", "split_outcomes",
+    "write_parquet",
 ]

@@ -5,15 +5,15 @@
 - ``callwise bench [DATA]``            -> :func:`callwise.split_outcomes` + :func:`callwise.bench`
 - ``callwise fit DATA --policy P --save F.json`` -> :func:`callwise.fit_policy` + :func:`callwise.save_policy`
 - ``callwise route F.json PROMPT...``   -> :func:`callwise.load_policy` + ``policy.route(prompts)``
-- ``callwise scale DATA --model M``     -> :func:`callwise.scaling_eval.scale` (vote accuracy against K, best K)
-- ``callwise aggregate DATA --metric mae`` -> :func:`callwise.aggregate_eval.evaluate` (which way of combining samples wins per metric)
-- ``callwise run F.json PROMPTS.jsonl --out O.parquet`` -> :func:`callwise.runs.run_policy` on a :class:`~callwise.backends.live.Live` backend
-- ``callwise collect M1,M2 PROMPTS.jsonl --out O.parquet`` -> :func:`callwise.runs.collect`
-- ``callwise serve F.json ...``         -> :class:`callwise.serve.PolicyServer` (FastAPI + uvicorn)
-- ``callwise replay-server DATA``       -> :func:`callwise.replay_server.build_replay_app`
-- ``callwise cache stats|clear``        -> :class:`callwise.backends.cache.ResponseCache`
+- ``callwise scale DATA --model M``     -> :func:`callwise.voting.curves.scale` (vote accuracy against K, best K)
+- ``callwise aggregate DATA --metric mae`` -> :func:`callwise.aggregation.comparison.evaluate` (which way of combining samples wins per metric)
+- ``callwise run F.json PROMPTS.jsonl --out O.parquet`` -> :func:`callwise.live.runs.run_policy` on a :class:`~callwise.live.backend.Live` backend
+- ``callwise collect M1,M2 PROMPTS.jsonl --out O.parquet`` -> :func:`callwise.live.runs.collect`
+- ``callwise serve F.json ...``         -> :class:`callwise.live.server.PolicyServer` (FastAPI + uvicorn)
+- ``callwise replay-server DATA``       -> :func:`callwise.live.replay_server.build_replay_app`
+- ``callwise cache stats|clear``        -> :class:`callwise.live.cache.ResponseCache`
 
-Any :class:`~callwise.errors.CallwiseError` becomes one ``error:`` line on stderr and exit code 2;
+Any :class:`~callwise.core.errors.CallwiseError` becomes one ``error:`` line on stderr and exit code 2;
 nothing is written when an error occurs.
 """
 
@@ -29,8 +29,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from .errors import CallwiseError, DataError, PolicyError
-from .io.files import atomic_write, json_default
+from .core.errors import CallwiseError, DataError, PolicyError
+from .core.files import atomic_write, json_default
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="callwise: spend LLM calls wisely. Evaluate routing and other call policies on recorded outcomes.")
@@ -136,20 +136,20 @@ def bench(
     """Evaluate every registered policy against the single models, the zero router and the oracle."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .bench import bench as run_bench
-    from .bench import split_outcomes
-    from .report import print_tables
+    from .evaluation.bench import bench as run_bench
+    from .core.split import split_outcomes
+    from .evaluation.report import print_tables
 
     console = _console()
     try:
         if bootstrap < 0:
             raise DataError(f"--bootstrap must be >= 0, got {bootstrap}")
         if data is None:
-            from .sample import load_sample, sample_path
+            from .io.sample import load_sample, sample_path
 
             table = load_sample()
             console.print(f"no DATA given: using the bundled sample {sample_path().name} "
-                          "(RouteLLM GSM8K + MT-Bench, costs estimated; see callwise/data/SAMPLE.md)")
+                          "(RouteLLM GSM8K + MT-Bench, costs estimated; see callwise/io/data/SAMPLE.md)")
         else:
             table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
         test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range)
@@ -212,8 +212,8 @@ def fit(
     """Fit a policy on the training part of DATA, calibrate it to a budget or quality, evaluate it on the held-out part, save it."""
     from rich.console import Console
 
-    from .fitting import fit_policy
-    from .policy_io import save_policy
+    from .evaluation.fit import fit_policy
+    from .core.policy_files import save_policy
 
     console = Console()
     try:
@@ -268,7 +268,7 @@ def route(
     from rich.console import Console
     from rich.table import Table
 
-    from .policy_io import load_policy
+    from .core.policy_files import load_policy
 
     try:
         pol = load_policy(policy_file)
@@ -293,7 +293,7 @@ def route(
 def _write_outputs(result: Any, out: Path, plots: Any = None) -> None:
     """Write results.json and the plots (``plots(result, folder)``, bench's by default) into a
     temporary folder, then move them into ``out``."""
-    from .report import write_plots
+    from .evaluation.report import write_plots
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".callwise-"))
@@ -334,9 +334,9 @@ def cascade(
     """Uncertainty cascades under a budget: the confidence cascade against learned and random baselines."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .bench import split_outcomes
-    from .cascade_eval import METHODS, plan_cascades, run_cascades
-    from .report import print_cascade_tables, write_cascade_plots
+    from .core.split import split_outcomes
+    from .cascades.protocol import METHODS, plan_cascades, run_cascades
+    from .evaluation.report import print_cascade_tables, write_cascade_plots
 
     console = _console()
     try:
@@ -388,8 +388,8 @@ def scale(
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """How vote accuracy scales with the number of calls K: empirical, fitted and predicted curves and the best K."""
-    from .report import print_scale, write_scale_plots
-    from .scaling_eval import scale as run_scale
+    from .evaluation.report import print_scale, write_scale_plots
+    from .voting.curves import scale as run_scale
 
     console = _console()
     try:
@@ -427,8 +427,8 @@ def aggregate(
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Which way of combining a model's samples (mean, median, mode, MBR, ...) wins under which metric."""
-    from .aggregate_eval import evaluate, synthetic_suite
-    from .report import print_aggregate, write_aggregate_plots
+    from .aggregation.comparison import evaluate, synthetic_suite
+    from .evaluation.report import print_aggregate, write_aggregate_plots
 
     console = _console()
     metrics = metric or ["squared-error", "absolute-error", "exact-match"]
@@ -484,9 +484,9 @@ def _live(models: List[str], api_base: Optional[str], endpoints: Optional[Path],
           provider_costs: bool, cache: Optional[Path], no_cache: bool, transport: str = "litellm",
           concurrency: int = 32, timeout: float = 60.0, retries: int = 3) -> Any:
     """The live backend the options describe (endpoints cover ``models``)."""
-    from .backends.cache import ResponseCache
-    from .backends.costs import LivePrices
-    from .backends.live import Live, endpoints_for_base, load_endpoints
+    from .live.cache import ResponseCache
+    from .live.prices import LivePrices
+    from .live.backend import Live, endpoints_for_base, load_endpoints
 
     if (api_base is None) == (endpoints is None):
         raise DataError("give the upstream: --api-base URL (every model behind one OpenAI-compatible server) or "
@@ -539,7 +539,7 @@ def allocate(
     """Which model each module of a pipeline should use: LLMSelector and baselines, train vs test."""
     from .pipelines import load_pipeline
     from .pipelines.allocate import allocate as run_allocate
-    from .report import print_allocation, write_allocation_plots
+    from .evaluation.report import print_allocation, write_allocation_plots
 
     console = _console()
     try:
@@ -550,7 +550,7 @@ def allocate(
         if calls is not None and (api_base or endpoints):
             raise DataError("give recorded calls (--calls) or a live upstream (--api-base / --endpoints), not both")
         if calls is not None:
-            from .backends.replay import Replay
+            from .core.replay import Replay
 
             backend = Replay(_load(calls, None, None, None, False, False, None), match="prompt")
         elif api_base or endpoints:
@@ -600,10 +600,10 @@ def run(
     transport: str = TransportOpt, concurrency: int = ConcurrencyOpt, timeout: float = TimeoutOpt, retries: int = RetriesOpt,
 ) -> None:
     """Run a fitted policy on live models over PROMPTS; resumable (finished calls are cached)."""
-    from .policies.base import policy_models
-    from .policy_io import load_policy
-    from .prompts import load_prompts
-    from .runs import run_policy
+    from .core.policy import policy_models
+    from .core.policy_files import load_policy
+    from .live.prompts import load_prompts
+    from .live.runs import run_policy
 
     console = _console()
     try:
@@ -638,8 +638,8 @@ def collect(
     transport: str = TransportOpt, concurrency: int = ConcurrencyOpt, timeout: float = TimeoutOpt, retries: int = RetriesOpt,
 ) -> None:
     """Record the outcomes of several models (and samples) on PROMPTS: a training set for callwise fit."""
-    from .prompts import load_prompts
-    from .runs import collect as collect_outcomes
+    from .live.prompts import load_prompts
+    from .live.runs import collect as collect_outcomes
 
     console = _console()
     try:
@@ -676,7 +676,7 @@ def serve(
     transport: str = TransportOpt, concurrency: int = ConcurrencyOpt, timeout: float = TimeoutOpt, retries: int = RetriesOpt,
 ) -> None:
     """Serve fitted policies as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models, /health)."""
-    from . import serve as srv
+    from .live import server as srv
 
     try:
         app_ = build_server(policy_files, api_key, keys, key_budget, soft, api_base, endpoints, prices, provider_costs,
@@ -691,9 +691,9 @@ def build_server(policy_files: List[Path], api_key: Optional[List[str]], keys: O
                  soft: float, api_base: Optional[str], endpoints: Optional[Path], prices: Optional[Path],
                  provider_costs: bool, cache: Optional[Path], no_cache: bool, transport: str = "litellm",
                  concurrency: int = 32, timeout: float = 60.0, retries: int = 3) -> Any:
-    """The :class:`~callwise.serve.PolicyServer` that ``callwise serve`` runs (also for tests and benchmarks)."""
-    from .policies.base import policy_models
-    from .serve import KeyBudgets, PolicyServer, load_policies
+    """The :class:`~callwise.live.server.PolicyServer` that ``callwise serve`` runs (also for tests and benchmarks)."""
+    from .core.policy import policy_models
+    from .live.server import KeyBudgets, PolicyServer, load_policies
 
     if keys is not None and api_key:
         raise DataError("give keys with --api-key or --keys, not both")
@@ -724,8 +724,8 @@ def replay_server(
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Serve recorded outcomes as an OpenAI-compatible endpoint (for tests, demos and fault drills)."""
-    from .replay_server import build_replay_app
-    from .serve import serve as run_app
+    from .live.replay_server import build_replay_app
+    from .live.server import serve as run_app
 
     try:
         table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
@@ -766,7 +766,7 @@ app.add_typer(cache_app, name="cache")
 @cache_app.command("stats")
 def cache_stats(path: Optional[Path] = CacheOpt, as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """Entries, size and the dollars re-runs save, per model."""
-    from .backends.cache import ResponseCache, default_cache_path
+    from .live.cache import ResponseCache, default_cache_path
 
     try:
         p = path or default_cache_path()
@@ -791,7 +791,7 @@ def cache_clear(path: Optional[Path] = CacheOpt,
                 older_than_days: Optional[float] = typer.Option(None, "--older-than-days", help="Only responses older than this"),
                 yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation")) -> None:
     """Remove cached responses (all, or one model's, or old ones)."""
-    from .backends.cache import ResponseCache, default_cache_path
+    from .live.cache import ResponseCache, default_cache_path
 
     try:
         p = path or default_cache_path()

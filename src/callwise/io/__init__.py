@@ -22,21 +22,19 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import DataError, FormatError
-from ..outcomes import DEFAULT_TASK, OutcomeTable, Provenance
-from ..prices import PriceTable
+from ..core.errors import DataError, FormatError
+from ..core.outcomes import DEFAULT_TASK, META_KEY, OutcomeTable, Provenance, write_parquet
+from ..core.prices import PriceTable
 from . import long as _long
 from . import mot as _mot
 from . import rational as _rational
 from . import routellm as _routellm
 from . import routerbench as _rb
-from .files import atomic_write, base_suffix, is_pickle, read_bytes, read_csv, read_jsonl
+from ..core.files import base_suffix, is_pickle, read_bytes, read_csv, read_jsonl
 
 FORMATS = ("routerbench", "long", "rational-cascades", "routellm", "mot")
-META_KEY = b"callwise.meta"
 DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pkl", ".pickle")
 
 
@@ -133,7 +131,7 @@ def load(
 ) -> OutcomeTable:
     """Load recorded outcomes from a file or folder into a validated :class:`OutcomeTable`.
 
-    Raises :class:`~callwise.errors.DataError` naming the file, row/prompt and column on bad input.
+    Raises :class:`~callwise.core.errors.DataError` naming the file, row/prompt and column on bad input.
     """
     path = Path(path)
     if format is None:
@@ -193,14 +191,8 @@ def _stored_meta(path: Path) -> dict[str, Any] | None:
     return json.loads(md[META_KEY]) if META_KEY in md else None
 
 
-def write_parquet(table: OutcomeTable, path: str | Path) -> None:
-    """Write the canonical table to Parquet with its ``meta``; atomic (temp file, then rename)."""
-    path = Path(path)
-    arrow = pa.Table.from_pandas(table.frame, preserve_index=False)
-    md = dict(arrow.schema.metadata or {})
-    md[META_KEY] = json.dumps(table.meta, default=str).encode()
-    arrow = arrow.replace_schema_metadata(md)
-    atomic_write(path, lambda f: pq.write_table(arrow, f))
 
 
-__all__ = ["FORMATS", "detect_format", "load", "write_parquet"]
+from .sample import load_sample, sample_path  # noqa: E402  (after load: the sample loads with it)
+
+__all__ = ["FORMATS", "detect_format", "load", "load_sample", "sample_path", "write_parquet"]

@@ -12,9 +12,9 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..outcomes import SCHEMA, Provenance
-from .files import base_suffix, read_csv, read_jsonl, read_parquet
+from ..core.errors import DataError
+from ..core.outcomes import SCHEMA, Provenance
+from ..core.files import base_suffix, read_csv, read_jsonl, read_parquet
 
 LONG_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 

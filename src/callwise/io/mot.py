@@ -17,7 +17,7 @@ Mapping (one outcome row per generated sample):
 - ``model`` from the folder: ``GPT3_result`` -> ``gpt-3.5-turbo``, ``GPT4_result`` -> ``gpt-4``,
   ``llama2_13B_result`` -> ``llama-2-13b``, any other folder -> its name; ``model=`` overrides.
 - ``sample`` = the completion's index; ``answer`` = ``results[i]`` normalised
-  (:mod:`callwise.normalise`), None where it cannot be read or where ``results`` is shorter than
+  (:mod:`callwise.core.normalise`), None where it cannot be read or where ``results`` is shorter than
   ``generated`` (failed program runs were dropped from ``results``; the missing ones are padded at
   the end as no-answer); ``quality`` = 1.0 when the answer equals the normalised gold, else 0.0;
   ``reference`` = the normalised gold (the first in sorted order when a Llama-2 record scores
@@ -25,7 +25,7 @@ Mapping (one outcome row per generated sample):
 - Normaliser by task: ``date*`` -> date, ``gsm*``/``asdiv*`` -> number, ``tabmwp*`` -> number where
   the gold is a number or a fraction and text where it is not (TabMWP mixes ``6.0``, ``"7/41"``,
   ``"3:15 P.M."`` and ``"Champ"``), anything else -> text; ``normaliser=`` overrides for all tasks.
-- Costs are not recorded: they are estimated from token counts (:func:`callwise.prices.estimate_tokens`
+- Costs are not recorded: they are estimated from token counts (:func:`callwise.core.prices.estimate_tokens`
   of the question and of each completion) with :data:`DEFAULT_PRICES` or ``prices=``. The few-shot
   prompt the authors sent is not recorded, so input tokens, and costs, are a lower bound.
 
@@ -45,11 +45,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, FormatError
-from ..normalise import get_normaliser, normalise_array
-from ..outcomes import Provenance
-from ..prices import ModelPrice, PriceTable
-from .files import GZIP_MAGIC, read_text
+from ..core.errors import DataError, FormatError
+from ..core.normalise import get_normaliser, normalise_array
+from ..core.outcomes import Provenance
+from ..core.prices import ModelPrice, PriceTable
+from ..core.files import GZIP_MAGIC, read_text
 
 #: Model folder name -> model name.
 MODEL_OF_FOLDER = {"GPT3_result": "gpt-3.5-turbo", "GPT4_result": "gpt-4", "llama2_13B_result": "llama-2-13b"}

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..outcomes import Provenance
-from .files import read_csv
+from ..core.errors import DataError
+from ..core.outcomes import Provenance
+from ..core.files import read_csv
 
 OUTCOME_COLUMNS = ("benchmark", "split", "chain", "qid", "model", "correct", "cost_usd")
 KEYS = ["benchmark", "split", "chain", "qid"]

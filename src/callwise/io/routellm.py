@@ -9,7 +9,7 @@
   rescaled to [0, 1] as (score - 1) / 9. Prompt text comes from ``question.jsonl`` (all turns up to
   this one); the answer text is read out of the judge's prompt (``### Assistant A:`` blocks).
 
-The data has no costs, so a :class:`~callwise.prices.PriceTable` is required: tokens are estimated
+The data has no costs, so a :class:`~callwise.core.prices.PriceTable` is required: tokens are estimated
 from the prompt and answer texts and the table is marked ``costs_estimated``.
 """
 
@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..outcomes import Provenance
-from ..prices import PriceTable
-from .files import read_csv, read_jsonl
+from ..core.errors import DataError
+from ..core.outcomes import Provenance
+from ..core.prices import PriceTable
+from ..core.files import read_csv, read_jsonl
 
 RESPONSE_SUFFIX = "_response"
 MT_SCORE_RANGE = (1.0, 10.0)

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..outcomes import Provenance
-from .files import base_suffix, read_csv, read_pickle
+from ..core.errors import DataError
+from ..core.outcomes import Provenance
+from ..core.files import base_suffix, read_csv, read_pickle
 
 COST_SUFFIX = "|total_cost"
 RESPONSE_SUFFIX = "|model_response"

@@ -23,9 +23,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..backends.base import Backend, Queries
-from ..errors import DataError, PolicyError
-from ..outcomes import OutcomeTable
+from ..core.backend import Backend, Queries
+from ..core.errors import DataError, PolicyError
+from ..core.outcomes import OutcomeTable
 from .graph import Module, Pipeline, Step
 from .search import METHODS, Evaluator, OutcomesEvaluator, RunEvaluator, SearchResult, pareto_allocations, search
 
@@ -71,7 +71,7 @@ class AllocationResult:
 
 
 def _mean_ci(x: np.ndarray, seed: int) -> list[float]:
-    from ..frontier import mean_ci
+    from ..core.frontier import mean_ci
 
     return [float(v) for v in mean_ci(np.asarray(x, float), n_boot=1000, seed=seed)]
 
@@ -163,7 +163,7 @@ def allocate(pipeline: Pipeline, table: OutcomeTable, *, method: str = "llmselec
     ensemble vote (a live backend, or ``Replay(calls, match="prompt")``); ensemble votes are scored
     exactly from the table. ``fraction``/``test``: the split, as ``callwise bench`` makes it.
     """
-    from ..bench import split_outcomes
+    from ..core.split import split_outcomes
     from .ensemble import EnsembleOutcomes, join_by_prompt
 
     step = on_step or (lambda _: None)

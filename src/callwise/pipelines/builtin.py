@@ -106,7 +106,7 @@ def ensemble_vote(slots: int = 3, *, aggregator: str = "vote", normalise: str | 
                   kind: str = "number", repeats: str = "reuse") -> Pipeline:
     """``slots`` answerers on the same prompt, combined by a plurality vote (``aggregator="vote"``) or
     by the rule that is best for a metric (``aggregator="absolute-error"``, ``"token-f1"``...: see
-    :mod:`callwise.metrics`).
+    :mod:`callwise.aggregation.metrics`).
 
     ``repeats="reuse"`` (the default): a model in two slots gives one answer, paid once (what a
     temperature-0 call and a response cache give, and what one recorded answer per model can score

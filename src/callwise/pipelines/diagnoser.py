@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import Backend, Queries
+from ..core.backend import Backend, Queries
 
 TEMPLATE = """You are diagnosing errors in a multi-module AI system.
 

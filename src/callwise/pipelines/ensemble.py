@@ -50,14 +50,14 @@ from typing import Any, Callable, Literal, Mapping, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, PolicyError
-from ..normalise import normalise_array
-from ..outcomes import DenseView, OutcomeTable
+from ..core.errors import DataError, PolicyError
+from ..core.normalise import normalise_array
+from ..core.outcomes import DenseView, OutcomeTable
 from ..voting import EMPTY_QUALITY, encode
 
 __all__ = ["EnsembleOutcomes", "all_allocations", "infer_references", "join_by_prompt"]
 
-#: A normaliser: a name from :mod:`callwise.normalise` or a function value -> str | None.
+#: A normaliser: a name from :mod:`callwise.core.normalise` or a function value -> str | None.
 NormaliseSpec = Union[str, Callable[[Any], Any]]
 #: Bytes of working memory one chunk of :meth:`EnsembleOutcomes.mean_scores` may use (~64 MB).
 _CHUNK_BYTES = 64 * 1024 * 1024

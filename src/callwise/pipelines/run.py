@@ -21,9 +21,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..backends.base import Backend, Queries
-from ..errors import PolicyError
-from ..outcomes import OutcomeTable
+from ..core.backend import Backend, Queries
+from ..core.errors import PolicyError
+from ..core.outcomes import OutcomeTable
 from .graph import Module, Pipeline, PipelineError, Step
 
 
@@ -87,7 +87,7 @@ class PipelineRun:
 
     def score(self, references: Sequence[Any] | np.ndarray, metric: str = "exact-match",
               normalise: str | Callable[[Any], Any] = "text") -> np.ndarray:
-        """Score the answers against ``references`` under ``metric`` (see :mod:`callwise.metrics`)."""
+        """Score the answers against ``references`` under ``metric`` (see :mod:`callwise.aggregation.metrics`)."""
         self.quality = score_answers(self.answers, references, metric, normalise)
         self.metric = metric
         return self.quality
@@ -147,8 +147,8 @@ def score_answers(answers: Sequence[Any] | np.ndarray, references: Sequence[Any]
     number...). A reference that is None scores every answer 0 (nothing can match it).
     """
     from ..aggregation import to_numbers
-    from ..metrics import get_metric
-    from ..normalise import normalise_array
+    from ..aggregation import get_metric
+    from ..core.normalise import normalise_array
 
     m = get_metric(metric)
     ans = np.asarray(answers, dtype=object)
@@ -246,7 +246,7 @@ def _run_module(module: Module, model: str, queries: Queries, prompts: np.ndarra
 
 
 def _run_step(step: Step, ctx: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-    from ..normalise import normalise_array
+    from ..core.normalise import normalise_array
 
     cols = [ctx[x] for x in step.inputs]
     if step.op == "parse":

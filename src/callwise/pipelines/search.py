@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import PolicyError
+from ..core.errors import PolicyError
 from .ensemble import all_allocations
 
 METHODS: tuple[str, ...] = ("llmselector", "coordinate", "random", "exhaustive", "single")
@@ -339,7 +339,7 @@ def search(evaluator: Evaluator, method: str = "llmselector", *, budget: int | N
 
 def pareto_allocations(evaluated: Mapping[tuple[int, ...], tuple[float, float]]) -> list[tuple[int, ...]]:
     """The allocations no other evaluated one beats on both quality and cost, cheapest first."""
-    from ..frontier import pareto_front
+    from ..core.frontier import pareto_front
 
     keys = list(evaluated)
     if not keys:

@@ -1,0 +1,206 @@
+"""The policy interface shared by every family (fixed, routers, cascades, votes, pipelines).
+
+A policy decides which calls to make for a batch of queries and which answer to return. It is
+batch-first and backend-agnostic: ``decide(queries, backend)`` returns :class:`Decisions` (models
+called, cost, quality where known), so the same object is evaluated offline on
+:class:`~callwise.core.replay.Replay` and run live later.
+
+- ``fit(train)`` learns from a training outcome table (fixed policies learn nothing, or little);
+  like scikit-learn, constructor arguments are plain settings and ``__init__`` does no work.
+- A policy with a knob (a mixing weight, λ, a threshold, K) exposes it as ``knob`` and
+  ``sweep()`` returns configured copies that trace its cost–quality curve.
+- Policies are registered by name (:func:`register`) so the CLI, the server and the benchmarks
+  find them the same way. ``Policy.default(train)`` builds the configuration that
+  ``callwise bench`` evaluates (or None to skip the policy for that data).
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from .backend import Backend, Queries
+from .errors import PolicyError
+from .outcomes import OutcomeTable
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What a policy did for each query of a batch.
+
+    ``calls[i, j]`` counts the calls made to ``models[j]`` for query ``i``; ``chosen[i]`` is the
+    index of the model whose answer is returned (-1 when the answer is an aggregate of several).
+    ``quality`` is the quality of the returned answer (NaN where unknown, e.g. live).
+    """
+
+    query_ids: np.ndarray
+    models: tuple[str, ...]
+    calls: np.ndarray
+    cost: np.ndarray
+    quality: np.ndarray
+    chosen: np.ndarray
+    answers: np.ndarray | None = None
+    latency: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.query_ids)
+
+    def point(self) -> tuple[float, float]:
+        """(mean cost per query, mean quality): the policy's point in the cost–quality plane."""
+        return float(np.mean(self.cost)), float(np.mean(self.quality))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per query: id, chosen model, cost, quality, and calls per model."""
+        chosen = np.array([self.models[c] if c >= 0 else None for c in self.chosen], dtype=object)
+        df = pd.DataFrame({"prompt_id": self.query_ids, "model": chosen, "cost": self.cost, "quality": self.quality})
+        for j, m in enumerate(self.models):
+            df[f"calls:{m}"] = self.calls[:, j]
+        return df
+
+
+def single_call_decisions(queries: Queries, backend: Backend, choice: np.ndarray,
+                          models: tuple[str, ...] | None = None) -> Decisions:
+    """Decisions of a policy that calls exactly one model per query: ``choice[i]`` indexes ``models``.
+
+    Makes one batched backend call per distinct chosen model (vectorised over its queries).
+    """
+    models = tuple(models or backend.models)
+    n = len(queries)
+    cost, quality = np.zeros(n), np.full(n, np.nan)
+    latency = np.full(n, np.nan)
+    answers = np.full(n, None, dtype=object)
+    has_answers = has_latency = False
+    for j in np.unique(choice):
+        sel = np.flatnonzero(choice == j)
+        got = backend.call(models[j], queries.take(sel))
+        cost[sel], quality[sel] = got.cost, got.quality
+        if got.answers is not None:
+            answers[sel], has_answers = got.answers, True
+        if got.latency is not None:
+            latency[sel], has_latency = got.latency, True
+    calls = np.zeros((n, len(models)), dtype=np.int64)
+    calls[np.arange(n), choice] = 1
+    return Decisions(queries.ids, models, calls, cost, quality, choice.astype(np.int64),
+                     answers if has_answers else None, latency if has_latency else None)
+
+
+class Policy(ABC):
+    """Base class of every policy. Subclasses set ``name`` and implement :meth:`decide`."""
+
+    name: ClassVar[str] = "policy"
+    family: ClassVar[str] = "fixed"
+    knob: ClassVar[str | None] = None
+
+    def fit(self, train: OutcomeTable) -> "Policy":
+        """Learn from recorded training outcomes; returns self."""
+        return self
+
+    @abstractmethod
+    def decide(self, queries: Queries, backend: Backend) -> Decisions:
+        """Decide and make the calls for a batch of queries."""
+
+    def params(self) -> dict[str, Any]:
+        """The policy's settings, JSON-serialisable (public attributes not starting with '_')."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_") and not k.endswith("_")}
+
+    def sweep(self) -> list["Policy"]:
+        """Configured copies that trace the policy's curve (just itself when it has no knob)."""
+        return [self]
+
+    def with_params(self, **params: Any) -> "Policy":
+        """A copy with some settings changed (fitted state is shared, not re-fitted)."""
+        new = copy.copy(self)
+        for k, v in params.items():
+            if not hasattr(new, k):
+                raise PolicyError(f"{self.name} has no setting {k!r}; settings are {sorted(self.params())}")
+            setattr(new, k, v)
+        return new
+
+    def at_knob(self, value: float) -> "Policy":
+        """A copy with the knob set to ``value``: what a server serves as ``callwise/NAME@VALUE``."""
+        if self.knob is None:
+            raise PolicyError(f"{self.name} has no knob to set (got @{value})")
+        return self.with_params(**{self.knob: value})
+
+    def cheaper(self, pressure: float) -> "Policy":
+        """A copy that spends less: ``pressure`` 0 is this setting, 1 the cheapest its knob reaches.
+
+        A server moves a key's policy this way as its daily budget runs low. Policies without a
+        cheaper setting return themselves.
+        """
+        return self
+
+    def needs_logprobs(self) -> bool:
+        """Whether live calls must return log-probabilities (a confidence signal reads them)."""
+        return False
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Fitted state for a policy file: (JSON-able dict, named arrays). See :mod:`callwise.core.policy_files`.
+
+        The base implementation serves policies that learn nothing; a policy with fitted
+        attributes (names ending in ``_``) must override it and :meth:`from_state`.
+        """
+        fitted = [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]
+        if fitted:
+            raise PolicyError(f"{self.name} policies cannot be saved to a policy file yet")
+        return {}, {}
+
+    @classmethod
+    def from_state(cls, settings: dict[str, Any], fitted: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Policy":
+        """Rebuild a fitted policy from :meth:`params` and :meth:`to_state` output."""
+        try:
+            return cls(**settings)
+        except TypeError as e:
+            raise PolicyError(f"settings {sorted(settings)} do not fit the {cls.name} policy: {e}") from None
+
+    @classmethod
+    def default(cls, train: OutcomeTable) -> "Policy | None":
+        """The configuration ``callwise bench`` evaluates on this training data (None: skip)."""
+        return None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+P = TypeVar("P", bound=type[Policy])
+_REGISTRY: dict[str, type[Policy]] = {}
+
+
+def register(cls: P) -> P:
+    """Class decorator: make a policy findable by its ``name``."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise PolicyError(f"a policy named {cls.name!r} is already registered")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registry() -> dict[str, type[Policy]]:
+    """Registered policy classes by name."""
+    return dict(_REGISTRY)
+
+
+def get_policy(name: str) -> type[Policy]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise PolicyError(f"no policy named {name!r}; registered: {sorted(_REGISTRY)}") from None
+
+
+def make(name: str, **params: Any) -> Policy:
+    """Build a registered policy by name with its settings."""
+    return get_policy(name)(**params)
+
+
+def policy_models(policy: Policy) -> list[str]:
+    """The models a (fitted) policy may call: what a live backend needs endpoints for."""
+    models = getattr(policy, "models_", None) or getattr(policy, "chain_", None)
+    if models is None:
+        one = getattr(policy, "model", None)
+        models = [one] if isinstance(one, str) else (getattr(policy, "models", None) or [])
+    return [str(m) for m in models]

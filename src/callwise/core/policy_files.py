@@ -1,0 +1,178 @@
+"""Save and load fitted policies in an open format: ``NAME.json`` plus ``NAME.npz`` (never a pickle).
+
+The JSON file says what the policy is and how it was made; the npz file holds its arrays::
+
+    {"format": "callwise-policy", "format_version": 1, "callwise_version": "0.1.0",
+     "created": "...", "policy": "knn", "family": "router",
+     "settings": {...constructor settings...},
+     "fitted": {...JSON-able fitted state: models, feature settings, CV, calibration...},
+     "arrays": {"file": "policy.npz", "sha256": "...", "keys": [...]},
+     "data": {"fingerprint": "...", "n_prompts": 1234, "tasks": [...]}}
+
+Loading checks everything before building the policy: the format name and version, every
+required field, the npz file's presence, hash and keys; an error names the file and the field.
+The npz is read with ``allow_pickle=False``, so a policy file cannot execute code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .version import __version__
+from .errors import PolicyError
+from .files import atomic_write, json_default
+from .policy import Policy, get_policy
+
+FORMAT = "callwise-policy"
+FORMAT_VERSION = 1
+REQUIRED = ("format", "format_version", "policy", "settings", "fitted", "arrays")
+
+
+class PolicyFileError(PolicyError):
+    """A policy file that cannot be loaded; the message names the file and the field."""
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+
+
+def pack(prefix: str, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Split a state dict: arrays and lists of strings go to ``arrays`` under ``prefix/key``; the rest is returned."""
+    out: dict[str, Any] = {}
+    for k, v in state.items():
+        if isinstance(v, np.ndarray):
+            arrays[f"{prefix}/{k}"] = v
+            out[k] = {"__array__": f"{prefix}/{k}"}
+        elif isinstance(v, (list, tuple)) and len(v) > 16 and all(isinstance(t, str) for t in v):
+            arrays[f"{prefix}/{k}"] = np.asarray(v, dtype=str)
+            out[k] = {"__array__": f"{prefix}/{k}", "as": "list"}
+        else:
+            out[k] = v
+    return out
+
+
+def unpack(state: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Inverse of :func:`pack`."""
+    out: dict[str, Any] = {}
+    for k, v in state.items():
+        if isinstance(v, dict) and "__array__" in v:
+            a = arrays[v["__array__"]]
+            out[k] = a.tolist() if v.get("as") == "list" else a
+        else:
+            out[k] = v
+    return out
+
+
+def _encode_floats(o: Any) -> Any:
+    """JSON has no infinity: non-finite floats (λ = ∞ routes everything to the cheapest model) as {"__float__": "inf"}."""
+    if isinstance(o, dict):
+        return {k: _encode_floats(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_encode_floats(v) for v in o]
+    if isinstance(o, (float, np.floating)) and not np.isfinite(o):
+        return {"__float__": repr(float(o))}
+    return o
+
+
+def _decode_floats(o: Any) -> Any:
+    if isinstance(o, dict):
+        if set(o) == {"__float__"} and o["__float__"] in ("inf", "-inf", "nan"):
+            return float(o["__float__"])
+        return {k: _decode_floats(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_decode_floats(v) for v in o]
+    return o
+
+
+def save_policy(policy: Policy, path: str | Path, *, data: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write ``policy`` (fitted) to ``path`` (.json) and its arrays next to it (.npz); returns both paths."""
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        raise PolicyError(f"a policy file must end in .json, got {path}")
+    fitted, arrays = policy.to_state()
+    npz_path = path.with_suffix(".npz")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    blob = buf.getvalue()
+    doc = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "callwise_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "policy": policy.name, "family": policy.family, "settings": _encode_floats(policy.params()), "fitted": _encode_floats(fitted),
+        "arrays": {"file": npz_path.name, "sha256": hashlib.sha256(blob).hexdigest(), "keys": sorted(arrays)},
+        "data": data or {},
+    }
+    text = json.dumps(doc, indent=1, default=json_default, allow_nan=False)
+    atomic_write(npz_path, lambda f: f.write(blob))
+    atomic_write(path, lambda f: f.write(text.encode()))
+    return path, npz_path
+
+
+def read_policy_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The checked JSON document and arrays of a policy file (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyFileError(path, "no such policy file")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PolicyFileError(path, f"not a JSON policy file ({e})") from None
+    if not isinstance(doc, dict):
+        raise PolicyFileError(path, f"expected a JSON object, got {type(doc).__name__}")
+    if doc.get("format") != FORMAT:
+        raise PolicyFileError(path, f"field 'format' must be {FORMAT!r}, got {doc.get('format')!r}: not a callwise policy file")
+    missing = [k for k in REQUIRED if k not in doc]
+    if missing:
+        raise PolicyFileError(path, f"missing field(s) {missing}; a policy file needs {list(REQUIRED)}")
+    v = doc["format_version"]
+    if v != FORMAT_VERSION:
+        raise PolicyFileError(path, f"format_version {v!r} was written by callwise {doc.get('callwise_version', '?')}; "
+                                    f"this callwise ({__version__}) reads version {FORMAT_VERSION}: refit the policy "
+                                    "with this version")
+    for k, t in (("settings", dict), ("fitted", dict), ("arrays", dict), ("policy", str)):
+        if not isinstance(doc[k], t):
+            raise PolicyFileError(path, f"field {k!r} must be a {t.__name__}, got {type(doc[k]).__name__}")
+    meta = doc["arrays"]
+    for k in ("file", "sha256", "keys"):
+        if k not in meta:
+            raise PolicyFileError(path, f"missing field 'arrays.{k}'")
+    npz = path.parent / str(meta["file"])
+    if Path(str(meta["file"])).name != str(meta["file"]):
+        raise PolicyFileError(path, f"field 'arrays.file' must be a file name next to the policy, got {meta['file']!r}")
+    if not npz.is_file():
+        raise PolicyFileError(path, f"its arrays file {npz.name} is missing (it must sit next to the .json)")
+    blob = npz.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+        raise PolicyFileError(path, f"{npz.name} does not match the sha256 recorded in 'arrays.sha256' "
+                                    "(the two files come from different saves)")
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise PolicyFileError(path, f"unreadable arrays file {npz.name}: {e}") from None
+    lacking = [k for k in meta["keys"] if k not in arrays]
+    if lacking:
+        raise PolicyFileError(path, f"{npz.name} lacks array(s) {lacking[:5]}")
+    return doc, arrays
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Rebuild a fitted policy saved by :func:`save_policy`; it routes exactly as before saving."""
+    doc, arrays = read_policy_file(path)
+    try:
+        cls = get_policy(doc["policy"])
+    except PolicyError:
+        raise PolicyFileError(path, f"field 'policy' names {doc['policy']!r}, which this callwise does not have") from None
+    try:
+        return cls.from_state(_decode_floats(doc["settings"]), _decode_floats(doc["fitted"]), arrays)
+    except KeyError as e:
+        raise PolicyFileError(path, f"field 'fitted' lacks {e.args[0]!r}") from None
+    except PolicyError as e:
+        raise PolicyFileError(path, str(e)) from None
+    except (TypeError, ValueError) as e:
+        raise PolicyFileError(path, f"inconsistent policy state: {e}") from None

@@ -1,0 +1,342 @@
+"""``callwise bench``: evaluate every registered policy on held-out recorded outcomes.
+
+Per task: split train/test (:func:`split_outcomes`), fit each policy on train, run it on a
+:class:`~callwise.core.replay.Replay` of test, and compare everything in the cost–quality plane with
+the single models, the zero router and the oracle: points, hulls, AIQ under both normalisations
+(:mod:`callwise.core.frontier`), stratified bootstrap confidence intervals over test prompts, cost to
+reach 95% of the best single model and quality at that model's cost. Overall AIQ is the mean of
+the per-task AIQs; overall points pool the test prompts of all tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..core.version import __version__
+from ..core.replay import Replay
+from ..core.errors import PolicyError
+from ..core.frontier import (
+    NORMALISATIONS,
+    Curve,
+    aiq,
+    cost_to_reach,
+    ndch,
+    oracle_curve,
+    quality_at_budget,
+    shared_range,
+)
+from ..core.files import json_default
+from ..core.outcomes import OutcomeTable
+from ..core.policy import Policy, registry
+from ..routing import oracle_share_curve, routellm_metrics, share_curve
+
+AIQ_DESCRIPTIONS = {
+    "paper": "1/(c_max-c_min) * integral of the hull over the shared [c_min, c_max]; 0 below a curve's "
+             "cheapest point, flat above its dearest (RouterBench paper)",
+    "routerbench-code": "hull extended flat to the largest cost c_max, integrated from its own cheapest point, "
+                        "divided by c_max (RouterBench code)",
+}
+TARGET_SHARE = 0.95
+
+
+# --------------------------------------------------------------------------------------------
+# entries: one per compared policy in one task
+
+
+@dataclass
+class Entry:
+    """One compared policy in one task: its points, per-prompt outcomes (for the bootstrap) and hull."""
+
+    name: str
+    family: str
+    params: list[dict[str, Any]]
+    cost: np.ndarray | None  # (P, k) per-prompt cost of each of its k points; None for derived entries
+    quality: np.ndarray | None
+    points: np.ndarray  # (k, 2)
+    curve: Curve
+    aiq: dict[str, float] = field(default_factory=dict)
+    aiq_ci: dict[str, list[float]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    shares: dict[str, np.ndarray] | None = None  # model -> (k,) share of queries calling it, per point
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "family": self.family, "params": self.params,
+                "points": [[float(c), float(q)] for c, q in self.points], "hull": self.curve.to_list(),
+                "aiq": self.aiq, "aiq_ci": self.aiq_ci, **self.extra}
+
+
+def _from_matrices(name: str, family: str, params: list[dict[str, Any]], cost: np.ndarray, quality: np.ndarray,
+                   shares: dict[str, np.ndarray] | None = None) -> Entry:
+    pts = np.column_stack([cost.mean(axis=0), quality.mean(axis=0)])
+    e = Entry(name, family, params, cost, quality, pts, ndch(pts[:, 0], pts[:, 1]))
+    if shares is not None:
+        e.shares = shares
+    return e
+
+
+def _run_policy(policy: Policy, replay: Replay) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray,
+                                                         dict[str, np.ndarray]]:
+    """Run every configuration of the policy's sweep: params, per-prompt cost and quality (P, k), and the
+    share of queries that called each model at each point (model -> (k,))."""
+    queries = replay.queries()
+    configs = policy.sweep()
+    cost = np.empty((len(queries), len(configs)))
+    quality = np.empty_like(cost)
+    shares = np.empty((len(configs), len(replay.models)))
+    for k, cfg in enumerate(configs):
+        d = cfg.decide(queries, replay)
+        cost[:, k], quality[:, k] = d.cost, d.quality
+        shares[k] = (d.calls > 0).mean(axis=0)
+    return [_jsonable(c.params()) for c in configs], cost, quality, dict(zip(replay.models, shares.T))
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: json_default(v) if isinstance(v, (np.generic, np.ndarray)) else v for k, v in d.items()}
+
+
+@dataclass
+class TaskResult:
+    task: str
+    n_train: int
+    n_test: int
+    entries: dict[str, Entry]
+    cost_range: tuple[float, float]
+    best_model: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_train": self.n_train, "n_test": self.n_test, "cost_range": list(self.cost_range),
+                "best_single_model": self.best_model, "policies": {k: e.to_dict() for k, e in self.entries.items()}}
+
+
+def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies: dict[str, Callable]) -> tuple[dict[str, Entry], Any]:
+    view = test.dense()
+    q0, c0 = view.quality[:, :, 0], view.cost[:, :, 0]
+    ok = np.isfinite(q0).all(axis=0)
+    entries: dict[str, Entry] = {}
+    singles = []
+    for j, m in enumerate(view.models):
+        if ok[j]:
+            e = _from_matrices(m, "single", [{"model": m}], c0[:, [j]], q0[:, [j]])
+            singles.append(e)
+    singles.sort(key=lambda e: e.points[0, 0])
+    oc = oracle_curve(q0, c0)
+    entries["oracle"] = Entry("oracle", "oracle", [], None, None, np.column_stack([oc.cost, oc.quality]), oc)
+    sp = np.vstack([e.points for e in singles])
+    entries["zero"] = Entry("zero", "zero", [], None, None, sp, ndch(sp[:, 0], sp[:, 1]))
+    for e in singles:
+        entries[e.name] = e
+    replay = Replay(view)
+    for name, factory in policies.items():
+        pol = factory(train)
+        if pol is None:
+            continue
+        params, c, q, sh = _run_policy(pol.fit(train), replay)
+        entries[name] = _from_matrices(name, pol.family, params, c, q, sh)
+    return entries, (q0, c0, [e.name for e in singles])
+
+
+def _aiqs(entries: dict[str, Entry]) -> tuple[float, float]:
+    lo, hi = _range(e.points for e in entries.values())
+    for e in entries.values():
+        e.aiq = {n: aiq(e.curve, lo, hi, n) for n in NORMALISATIONS}
+    return lo, hi
+
+
+def _range(point_sets) -> tuple[float, float]:
+    """The shared cost range of (k, 2) point arrays."""
+    return shared_range(np.asarray(p)[:, 0] for p in point_sets if len(p))
+
+
+def _bootstrap(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], n_boot: int,
+               seed: int, level: float) -> dict[str, np.ndarray]:
+    """Per entry, (n_boot, 2) AIQs (paper, code) on stratified resamples of the task's test prompts."""
+    q0, c0, single_names = truth
+    P = q0.shape[0]
+    rng = np.random.default_rng(seed)
+    W = rng.multinomial(P, np.full(P, 1.0 / P), size=n_boot)
+    means = {n: (W @ e.cost / P, W @ e.quality / P) for n, e in entries.items() if e.cost is not None}
+    out = {n: np.empty((n_boot, len(NORMALISATIONS))) for n in entries}
+    for b in range(n_boot):
+        idx = np.repeat(np.arange(P), W[b])
+        curves, pts = {}, []
+        for n, (mc, mq) in means.items():
+            p = np.column_stack([mc[b], mq[b]])
+            curves[n] = ndch(p[:, 0], p[:, 1])
+            pts.append(p)
+        sp = np.column_stack([[means[s][0][b, 0] for s in single_names], [means[s][1][b, 0] for s in single_names]])
+        curves["zero"] = ndch(sp[:, 0], sp[:, 1])
+        curves["oracle"] = oracle_curve(q0[idx], c0[idx])
+        pts.append(np.column_stack([curves["oracle"].cost, curves["oracle"].quality]))
+        lo, hi = _range(pts)
+        for n in entries:
+            out[n][b] = [aiq(curves[n], lo, hi, norm) for norm in NORMALISATIONS]
+    a = (1 - level) / 2
+    for n, e in entries.items():
+        qs = np.quantile(out[n], [a, 1 - a], axis=0)
+        e.aiq_ci = {norm: [float(qs[0, k]), float(qs[1, k])] for k, norm in enumerate(NORMALISATIONS)}
+    return out
+
+
+def _targets(entries: dict[str, Entry], best: Entry) -> None:
+    target = TARGET_SHARE * best.points[0, 1]
+    budget = best.points[0, 0]
+    for e in entries.values():
+        c = cost_to_reach(e.curve, target)
+        e.extra["cost_to_95pct_best_model"] = None if not np.isfinite(c) else c
+        qb = quality_at_budget(e.curve, budget)
+        e.extra["quality_at_best_model_cost"] = None if not np.isfinite(qb) else float(qb)
+
+
+def _gap_closed(entries: dict[str, Entry]) -> None:
+    """Share of the zero-to-oracle AIQ gap each entry closes (paper normalisation): 0 = zero router, 1 = oracle."""
+    z, o = entries["zero"].aiq["paper"], entries["oracle"].aiq["paper"]
+    for e in entries.values():
+        e.extra["gap_closed"] = (e.aiq["paper"] - z) / (o - z) if o - z > 1e-12 else None
+
+
+def _routellm(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], strong: str) -> None:
+    """RouteLLM's APGR and CPT(50%/80%) for a two-model task (see :mod:`callwise.routing.apgr`)."""
+    singles = truth[2]
+    weak = [m for m in singles if m != strong][0]
+    qw, qs = entries[weak].points[0, 1], entries[strong].points[0, 1]
+    for name, e in entries.items():
+        if name == "oracle":
+            curve = oracle_share_curve(entries[weak].quality[:, 0], entries[strong].quality[:, 0])
+        elif name == "zero":
+            curve = share_curve(np.empty(0), np.empty(0), qw, qs)
+        elif e.shares is not None:
+            curve = share_curve(e.shares[strong], e.points[:, 1], qw, qs)
+        else:
+            continue
+        e.extra["routellm"] = {"strong": strong, "weak": weak, **routellm_metrics(curve)}
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchResult:
+    """Everything ``callwise bench`` computed; ``to_dict()`` is what results.json holds."""
+
+    meta: dict[str, Any]
+    tasks: dict[str, TaskResult]
+    overall: dict[str, Entry]
+
+    def to_dict(self) -> dict[str, Any]:
+        overall = {k: e.to_dict() for k, e in self.overall.items()}
+        return {**self.meta, "tasks": {t: r.to_dict() for t, r in self.tasks.items()},
+                "overall": {"aiq_rule": "mean of the per-task AIQs over the tasks where the policy ran",
+                            "points_rule": "mean over the test prompts of all tasks",
+                            "policies": overall}}
+
+
+def default_policies() -> dict[str, Callable[[OutcomeTable], Policy | None]]:
+    """The registered policies bench evaluates: those whose ``default(train)`` builds one."""
+    return {name: cls.default for name, cls in registry().items()
+            if cls.default.__func__ is not Policy.default.__func__}  # type: ignore[attr-defined]
+
+
+def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | None = None, n_boot: int = 200,
+          seed: int = 0, level: float = 0.95, split_info: dict[str, Any] | None = None,
+          on_task: Callable[[str], None] | None = None) -> BenchResult:
+    """Evaluate the fixed baselines and every registered (or named) policy per task and overall."""
+    avail = default_policies()
+    if policies is not None:
+        unknown = [p for p in policies if p not in avail]
+        if unknown:
+            raise PolicyError(f"unknown policy {unknown[0]!r} for bench; available: {sorted(avail)}")
+        avail = {p: avail[p] for p in policies}
+    tasks = test.tasks()
+    train_tasks = set(train.tasks())
+    missing = [t for t in tasks if t not in train_tasks]
+    results: dict[str, TaskResult] = {}
+    boots: dict[str, dict[str, np.ndarray]] = {}
+    pooled: dict[str, list[tuple[np.ndarray, np.ndarray, list]]] = {}
+    for task in tasks:
+        if on_task:
+            on_task(task)
+        tr, te = train.for_task(task), test.for_task(task)
+        entries, truth = _single_and_policy_entries(tr, te, avail if task not in missing else {})
+        rng_ = _aiqs(entries)
+        boots[task] = _bootstrap(entries, truth, n_boot, zlib.crc32(task.encode()) ^ seed, level) if n_boot else {}
+        best = max((entries[s] for s in truth[2]), key=lambda e: (e.points[0, 1], -e.points[0, 0]))
+        _targets(entries, best)
+        _gap_closed(entries)
+        if len(truth[2]) == 2:
+            _routellm(entries, truth, best.name)
+        results[task] = TaskResult(task, tr.frame["prompt_id"].nunique(), te.frame["prompt_id"].nunique(),
+                                   entries, rng_, best.name)
+        for n, e in entries.items():
+            if e.cost is not None:
+                pooled.setdefault(n, []).append((e.cost, e.quality, e.params))
+    overall = _overall(test, results, boots, pooled, len(tasks), level)
+    meta = {
+        "callwise_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data": {**{k: v for k, v in train.meta.items() if k != "dropped_prompts"},
+                 "fingerprint": _combined_fingerprint(train, test),
+                 "n_outcomes": len(train) + len(test),
+                 "n_prompts": int(train.frame["prompt_id"].nunique() + test.frame["prompt_id"].nunique()),
+                 "costs_estimated": bool(train.costs_estimated or test.costs_estimated)},
+        "split": {**(split_info or {}), "tasks_without_train": missing},
+        "seed": seed,
+        "aiq_normalisations": AIQ_DESCRIPTIONS,
+        "aiq_shown_first": "paper",
+        "bootstrap": {"resamples": n_boot, "level": level, "over": "test prompts, stratified by task"},
+        "targets": {"cost_to_95pct_best_model": f"least mean cost at which the hull reaches {TARGET_SHARE:.0%} of "
+                                                "the best single model's test quality (null: never)",
+                    "quality_at_best_model_cost": "hull quality at the best single model's mean test cost"},
+    }
+    return BenchResult(meta, results, overall)
+
+
+def _combined_fingerprint(train: OutcomeTable, test: OutcomeTable) -> str:
+    """One content hash naming the train and test data together (each table hashed once)."""
+    return hashlib.sha256(f"{train.fingerprint()}|{test.fingerprint()}".encode()).hexdigest()[:16]
+
+
+def _overall(test: OutcomeTable, results: dict[str, TaskResult], boots: dict[str, dict[str, np.ndarray]],
+             pooled: dict[str, list], n_tasks: int, level: float) -> dict[str, Entry]:
+    names: list[str] = []
+    for r in results.values():
+        names += [n for n in r.entries if n not in names]
+    overall: dict[str, Entry] = {}
+    view = test.dense()
+    q0, c0 = view.quality[:, :, 0], view.cost[:, :, 0]
+    for n in names:
+        present = [r.entries[n] for r in results.values() if n in r.entries]
+        fam = present[0].family
+        aiqs = {norm: float(np.mean([e.aiq[norm] for e in present])) for norm in NORMALISATIONS}
+        if n == "oracle":
+            curve = oracle_curve(q0, c0)
+            pts = np.column_stack([curve.cost, curve.quality])
+        else:
+            parts = pooled.get(n, [])
+            if n == "zero" or len(parts) != n_tasks or len({p[0].shape[1] for p in parts}) != 1:
+                pts = np.empty((0, 2))
+            else:
+                c = np.vstack([p[0] for p in parts])
+                q = np.vstack([p[1] for p in parts])
+                pts = np.column_stack([c.mean(axis=0), q.mean(axis=0)])
+            curve = ndch(pts[:, 0], pts[:, 1]) if len(pts) else Curve(np.array([np.nan]), np.array([np.nan]))
+        e = Entry(n, fam, present[0].params, None, None, pts, curve, aiqs, extra={"n_tasks": len(present)})
+        overall[n] = e
+        runs = [boots[t][n] for t in results if n in results[t].entries and n in boots.get(t, {})]
+        if runs:
+            m = np.mean(np.stack(runs), axis=0)  # (B, 2): mean over tasks of resampled per-task AIQs
+            a = (1 - level) / 2
+            qs = np.quantile(m, [a, 1 - a], axis=0)
+            e.aiq_ci = {norm: [float(qs[0, k]), float(qs[1, k])] for k, norm in enumerate(NORMALISATIONS)}
+    # overall zero router: hull of the single models present in every task
+    singles = [n for n, e in overall.items() if e.family == "single" and len(e.points)]
+    if singles:
+        sp = np.vstack([overall[s].points for s in singles])
+        overall["zero"].points, overall["zero"].curve = sp, ndch(sp[:, 0], sp[:, 1])
+    _gap_closed(overall)
+    return overall

@@ -1,0 +1,336 @@
+"""Quality predictors for routers: from prompt features X (P x d) predict q̂ (P x M), one column per model.
+
+A scorer only predicts; the decision rule (λ-argmax, a threshold, a budget) lives in
+:mod:`callwise.routing.router`, so sweeps and calibration are shared by every scorer.
+
+- :class:`KnnScorer` — cosine nearest neighbours; q̂_j = mean quality of model j on the k
+  neighbours (RouterBench's KNN router).
+- :class:`LinearScorer` — one linear model per model column: ridge regression, or logistic
+  regression when every training quality is 0 or 1.
+- :class:`MlpScorer` — a scikit-learn MLP regressor with one output per model (hidden ReLU layers),
+  clipped to [0, 1]. RouterBench fitted one MLP per model; one multi-output network shares its
+  hidden layer across models and is n times cheaper to fit.
+- :class:`MfScorer` — matrix factorisation: q̂_j(x) = σ(u_j · (A x) + b_j), a learned vector u_j per
+  model and a shared projection A of the prompt features, fitted by Adam on cross-entropy with
+  soft labels (RouteLLM's MF router, generalised from a strong/weak pair to n models).
+
+Every scorer saves to an open format: ``settings()`` (JSON) plus ``state()`` (numpy arrays), and
+predicts with plain numpy after loading, so a saved policy needs no pickle.
+Hyperparameters are chosen by cross-validation in the router (``grid`` lists the candidates).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..core.errors import PolicyError
+
+_CHUNK = 4096
+
+
+def _as_2d(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise PolicyError(f"features must be a 2-D array (prompts x dims), got shape {X.shape}")
+    return X
+
+
+class Scorer(ABC):
+    """Predicts every model's quality for each prompt from its features."""
+
+    kind: ClassVar[str]
+    grid: ClassVar[list[dict[str, Any]]] = [{}]
+
+    def __init__(self, **settings: Any) -> None:
+        unknown = sorted(set(settings) - set(self.defaults()))
+        if unknown:
+            raise PolicyError(f"{self.kind} scorer has no setting {unknown[0]!r}; settings are {sorted(self.defaults())}")
+        self._settings = {**self.defaults(), **settings}
+        self._state: dict[str, np.ndarray] | None = None
+
+    @classmethod
+    @abstractmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Default settings (the keys are every setting the scorer has)."""
+
+    def settings(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self._settings}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Fitted arrays (saved to npz)."""
+        if self._state is None:
+            raise PolicyError(f"{self.kind} scorer is not fitted; call fit(X, Q) first")
+        return self._state
+
+    @classmethod
+    def from_state(cls, settings: dict[str, Any], state: dict[str, np.ndarray]) -> "Scorer":
+        s = cls(**{k: v for k, v in settings.items() if k != "kind"})
+        s._state = {k: np.asarray(v) for k, v in state.items()}
+        s._check_state()
+        return s
+
+    def _check_state(self) -> None:
+        missing = [k for k in self._state_keys() if k not in (self._state or {})]
+        if missing:
+            raise PolicyError(f"{self.kind} scorer state lacks {missing}")
+
+    @staticmethod
+    def _state_keys() -> tuple[str, ...]:
+        return ()
+
+    def fit(self, X: np.ndarray, Q: np.ndarray) -> "Scorer":
+        X = _as_2d(X)
+        Q = np.asarray(Q, dtype=np.float64)
+        if len(X) == 0:
+            raise PolicyError("cannot fit a scorer on an empty training set")
+        if Q.shape[0] != X.shape[0] or Q.ndim != 2:
+            raise PolicyError(f"qualities must be prompts x models matching the features, got {Q.shape} for {X.shape}")
+        if not np.isfinite(Q).all():
+            raise PolicyError("training qualities contain NaN: every model needs a recorded outcome on every training prompt")
+        self._state = self._fit(X, Q)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """q̂ (P x M) for features X (P x d)."""
+        st = self.state()
+        X = _as_2d(X)
+        if X.shape[1] != self._dim(st):
+            raise PolicyError(f"features have {X.shape[1]} dimensions; the scorer was fitted on {self._dim(st)}")
+        out = [self._predict(st, X[i:i + _CHUNK]) for i in range(0, max(len(X), 1), _CHUNK)]
+        return np.vstack(out) if out else np.empty((0, self._n_models(st)))
+
+    @abstractmethod
+    def _fit(self, X: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    @abstractmethod
+    def _predict(self, st: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def _dim(self, st: dict[str, np.ndarray]) -> int: ...
+
+    @abstractmethod
+    def _n_models(self, st: dict[str, np.ndarray]) -> int: ...
+
+
+def _normalise(X: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(n > 0, n, 1.0)
+
+
+class KnnScorer(Scorer):
+    """Cosine k-nearest neighbours: q̂_j(x) = mean quality of model j over x's k nearest training prompts."""
+
+    kind = "knn"
+    grid = [{"k": k} for k in (5, 10, 20, 40, 80)]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {"k": 10}
+
+    @staticmethod
+    def _state_keys() -> tuple[str, ...]:
+        return ("X", "Q")
+
+    def _fit(self, X: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
+        return {"X": _normalise(X).astype(np.float32), "Q": Q.astype(np.float32)}
+
+    def _predict(self, st: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+        Xt, Qt = st["X"], st["Q"]
+        k = int(min(max(int(self._settings["k"]), 1), len(Xt)))
+        sim = _normalise(X) @ Xt.T
+        if k < len(Xt):
+            idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        else:
+            idx = np.broadcast_to(np.arange(len(Xt)), sim.shape)
+        return Qt[idx].mean(axis=1, dtype=np.float64)
+
+    def _dim(self, st: dict[str, np.ndarray]) -> int:
+        return int(st["X"].shape[1])
+
+    def _n_models(self, st: dict[str, np.ndarray]) -> int:
+        return int(st["Q"].shape[1])
+
+
+class LinearScorer(Scorer):
+    """Linear q̂ = XW + b per model: ridge regression, or logistic regression on 0/1 qualities.
+
+    ``link="identity"`` (default) fits one multi-output ridge regression (closed form, fast);
+    ``"logistic"`` fits a logistic regression per model on 0/1 qualities; ``"auto"`` picks logistic
+    when every training quality is 0 or 1. ``alpha`` is the L2 strength (logistic C = 1/alpha).
+    """
+
+    kind = "linear"
+    grid = [{"alpha": a} for a in (0.3, 3.0, 30.0)]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {"alpha": 1.0, "link": "identity"}
+
+    @staticmethod
+    def _state_keys() -> tuple[str, ...]:
+        return ("W", "b", "logistic")
+
+    def _fit(self, X: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        link = self._settings["link"]
+        if link not in ("auto", "identity", "logistic"):
+            raise PolicyError(f"linear scorer link must be auto, identity or logistic, got {link!r}")
+        alpha = float(self._settings["alpha"])
+        binary = bool(np.isin(Q, (0.0, 1.0)).all())
+        if link == "logistic" and not binary:
+            raise PolicyError("linear scorer link='logistic' needs 0/1 qualities; use link='identity' for graded scores")
+        M = Q.shape[1]
+        W = np.zeros((X.shape[1], M))
+        b = np.zeros(M)
+        logistic = np.zeros(M, dtype=bool)
+        use_logistic = link == "logistic" or (link == "auto" and binary)
+        ridge_cols = []
+        for j in range(M):
+            y = Q[:, j]
+            if use_logistic and 0 < y.sum() < len(y):
+                lr = LogisticRegression(C=1.0 / alpha, max_iter=500)
+                lr.fit(X, y.astype(int))
+                W[:, j], b[j], logistic[j] = lr.coef_[0], lr.intercept_[0], True
+            elif use_logistic:  # a model that is always right or always wrong on train
+                b[j] = y.mean()
+            else:
+                ridge_cols.append(j)
+        if ridge_cols:
+            r = Ridge(alpha=alpha).fit(X, Q[:, ridge_cols])
+            W[:, ridge_cols], b[ridge_cols] = r.coef_.T, r.intercept_
+        return {"W": W.astype(np.float32), "b": b, "logistic": logistic}
+
+    def _predict(self, st: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+        z = X @ st["W"] + st["b"]
+        out = np.where(st["logistic"], 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))), z)
+        return np.clip(out, 0.0, 1.0)
+
+    def _dim(self, st: dict[str, np.ndarray]) -> int:
+        return int(st["W"].shape[0])
+
+    def _n_models(self, st: dict[str, np.ndarray]) -> int:
+        return int(st["W"].shape[1])
+
+
+class MlpScorer(Scorer):
+    """A multi-output MLP regressor (ReLU hidden layers, scikit-learn) predicting every model's quality."""
+
+    kind = "mlp"
+    grid = [{"hidden": [100], "alpha": 1e-2}, {"hidden": [100, 100], "alpha": 1e-2}]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {"hidden": [100], "alpha": 1e-2, "max_iter": 200, "seed": 0}
+
+    @staticmethod
+    def _state_keys() -> tuple[str, ...]:
+        return ("n_layers",)
+
+    def _fit(self, X: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPRegressor
+
+        net = MLPRegressor(hidden_layer_sizes=tuple(int(h) for h in self._settings["hidden"]),
+                           alpha=float(self._settings["alpha"]), max_iter=int(self._settings["max_iter"]),
+                           early_stopping=len(X) >= 50, n_iter_no_change=15,
+                           random_state=int(self._settings["seed"]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            net.fit(X, Q)
+        st: dict[str, np.ndarray] = {"n_layers": np.array(len(net.coefs_))}
+        for i, (w, b) in enumerate(zip(net.coefs_, net.intercepts_)):
+            st[f"W{i}"], st[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
+        return st
+
+    def _predict(self, st: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+        h = X
+        n = int(st["n_layers"])
+        for i in range(n):
+            h = h @ st[f"W{i}"] + st[f"b{i}"]
+            if i < n - 1:
+                h = np.maximum(h, 0.0)
+        h = h.reshape(len(X), -1)
+        return np.clip(h.astype(np.float64), 0.0, 1.0)
+
+    def _dim(self, st: dict[str, np.ndarray]) -> int:
+        return int(st["W0"].shape[0])
+
+    def _n_models(self, st: dict[str, np.ndarray]) -> int:
+        return int(st[f"b{int(st['n_layers']) - 1}"].shape[0])
+
+
+class MfScorer(Scorer):
+    """Matrix factorisation: q̂_j(x) = σ(u_j · (A x) + b_j), fitted by full-batch Adam on soft cross-entropy.
+
+    ``rank`` is the size of the shared prompt projection A and of each model vector u_j; ``l2`` the
+    weight decay. With two models this is RouteLLM's MF router; with n it scores all n at once.
+    """
+
+    kind = "mf"
+    grid = [{"rank": 8, "l2": 1e-2}, {"rank": 32, "l2": 1e-3}]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {"rank": 16, "l2": 1e-3, "steps": 250, "lr": 0.03, "seed": 0}
+
+    @staticmethod
+    def _state_keys() -> tuple[str, ...]:
+        return ("A", "U", "b")
+
+    def _fit(self, X: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
+        s = self._settings
+        rng = np.random.default_rng(int(s["seed"]))
+        P, d = X.shape
+        M = Q.shape[1]
+        r = int(s["rank"])
+        X64 = X.astype(np.float64)
+        mean = np.clip(Q.mean(axis=0), 1e-3, 1 - 1e-3)
+        params = {"A": rng.normal(0, 1 / np.sqrt(d), (r, d)), "U": rng.normal(0, 1 / np.sqrt(r), (M, r)),
+                  "b": np.log(mean / (1 - mean))}
+        m = {k: np.zeros_like(v) for k, v in params.items()}
+        v2 = {k: np.zeros_like(v) for k, v in params.items()}
+        lr, l2, b1, b2 = float(s["lr"]), float(s["l2"]), 0.9, 0.999
+        for t in range(1, int(s["steps"]) + 1):
+            H = X64 @ params["A"].T  # (P, r)
+            Z = H @ params["U"].T + params["b"]
+            G = (1.0 / (1.0 + np.exp(-np.clip(Z, -30, 30))) - Q) / (P * M)  # d loss / d Z
+            grads = {"U": G.T @ H + l2 * params["U"], "b": G.sum(axis=0),
+                     "A": (G @ params["U"]).T @ X64 + l2 * params["A"]}
+            for k, g in grads.items():
+                m[k] = b1 * m[k] + (1 - b1) * g
+                v2[k] = b2 * v2[k] + (1 - b2) * g * g
+                params[k] -= lr * (m[k] / (1 - b1 ** t)) / (np.sqrt(v2[k] / (1 - b2 ** t)) + 1e-8)
+        return {"A": params["A"].astype(np.float32), "U": params["U"].astype(np.float32), "b": params["b"]}
+
+    def _predict(self, st: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+        z = (X @ st["A"].T) @ st["U"].T + st["b"]
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def _dim(self, st: dict[str, np.ndarray]) -> int:
+        return int(st["A"].shape[1])
+
+    def _n_models(self, st: dict[str, np.ndarray]) -> int:
+        return int(st["U"].shape[0])
+
+
+SCORERS: dict[str, type[Scorer]] = {c.kind: c for c in (KnnScorer, LinearScorer, MlpScorer, MfScorer)}
+
+
+def make_scorer(kind: str, **settings: Any) -> Scorer:
+    try:
+        return SCORERS[kind](**settings)
+    except KeyError:
+        raise PolicyError(f"no scorer {kind!r}; scorers are {sorted(SCORERS)}") from None
+
+
+def scorer_from_state(settings: dict[str, Any], state: dict[str, np.ndarray]) -> Scorer:
+    kind = settings.get("kind")
+    if kind not in SCORERS:
+        raise PolicyError(f"saved scorer kind {kind!r} is unknown; expected one of {sorted(SCORERS)}")
+    return SCORERS[kind].from_state(settings, state)
