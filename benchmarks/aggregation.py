@@ -70,8 +70,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import fmt_s, print_summary, time_call  # noqa: E402
 
 import callwise  # noqa: E402
-from callwise.aggregation.rules import SampleSet, draw_predictions, from_numbers
 from callwise.aggregation.combine import mbr, median, quantile  # noqa: E402
+from callwise.aggregation.rules import SampleSet, draw_predictions, from_numbers
 from callwise.aggregation.utilities import UtilityCache, get_utility, utility_matrices  # noqa: E402
 
 MBR_GOAL_X = 5.0

@@ -51,9 +51,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import fmt_s, print_summary, time_call  # noqa: E402
 
 import callwise  # noqa: E402
-from callwise.io import load  # noqa: E402
 from callwise.core.normalise import normalise_array  # noqa: E402
-from callwise.pipelines.ensemble import EnsembleOutcomes, all_allocations, join_by_prompt  # noqa: E402
+from callwise.io import load  # noqa: E402
+from callwise.pipelines.ensemble import (  # noqa: E402
+    EnsembleOutcomes,
+    all_allocations,
+    join_by_prompt,
+)
 from callwise.voting.engine import EMPTY_QUALITY, plurality  # noqa: E402
 
 GOAL_S = 10.0

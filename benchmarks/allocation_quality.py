@@ -45,7 +45,11 @@ from scipy import stats
 
 from callwise.core.frontier import mean_ci
 from callwise.io import load
-from callwise.pipelines.ensemble import EnsembleOutcomes, all_allocations, join_by_prompt
+from callwise.pipelines.ensemble import (
+    EnsembleOutcomes,
+    all_allocations,
+    join_by_prompt,
+)
 from callwise.pipelines.search import OutcomesEvaluator, search
 
 

@@ -50,8 +50,8 @@ from pathlib import Path
 import numpy as np
 
 import callwise
-from callwise.core.replay import Replay
-from callwise.core.split import split_outcomes
+from callwise.cascades.escalation import ConfidenceCascade, Escalation, tie_uniforms
+from callwise.cascades.learned import FrugalCascade, TwoTierRouter
 from callwise.cascades.protocol import (
     SCORED,
     Simulation,
@@ -65,10 +65,14 @@ from callwise.cascades.protocol import (
     simulate,
     stream_orders,
 )
+from callwise.cascades.thresholds import (
+    QuantileThreshold,
+    StreamingThreshold,
+    escalation_share,
+)
 from callwise.core.hashing import query_uniforms
-from callwise.cascades.escalation import ConfidenceCascade, Escalation, tie_uniforms
-from callwise.cascades.learned import FrugalCascade, TwoTierRouter
-from callwise.cascades.thresholds import QuantileThreshold, StreamingThreshold, escalation_share
+from callwise.core.replay import Replay
+from callwise.core.split import split_outcomes
 
 PAIR_GOAL_S = 0.2
 ALL_PAIRS_GOAL_S = 10.0

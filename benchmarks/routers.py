@@ -32,10 +32,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from speed import callwise_command, time_subprocess  # noqa: E402
+
 import callwise  # noqa: E402
 from callwise.core.policy import make  # noqa: E402
 from callwise.routing.router import route_lambda  # noqa: E402
-from speed import callwise_command, time_subprocess  # noqa: E402
 
 DECISION_GOAL_MS = 0.1
 BENCH_GOAL_S = 60.0

@@ -107,9 +107,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     args = ap.parse_args()
 
+    from callwise.core.policy_files import save_policy
     from callwise.evaluation.fit import fit_policy
     from callwise.io import load
-    from callwise.core.policy_files import save_policy
 
     tmp = Path(tempfile.mkdtemp(prefix="callwise-bench-"))
     os.environ.setdefault("CALLWISE_CACHE_DIR", str(tmp / "features"))

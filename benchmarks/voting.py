@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import fmt_s, print_summary, time_call  # noqa: E402
 
 import callwise  # noqa: E402
-from callwise.voting.scaling import FIT_KS, binary_vote_accuracy, fit_g, g_curves  # noqa: E402
 from callwise.voting.engine import EMPTY_QUALITY, Samples, prefix_winners, vote_curve  # noqa: E402
+from callwise.voting.scaling import FIT_KS, binary_vote_accuracy, fit_g, g_curves  # noqa: E402
 
 CURVE_GOAL_S = 2.0
 GOAL_QUERIES, GOAL_K = 10_000, 1000

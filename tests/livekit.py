@@ -8,12 +8,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from callwise.live.cache import ResponseCache
-from callwise.live.prices import LivePrices
-from callwise.live.backend import Live, endpoints_for_base
+from callwise.core.outcomes import OutcomeTable
 from callwise.core.split import split_outcomes
 from callwise.io import load
-from callwise.core.outcomes import OutcomeTable
+from callwise.live.backend import Live, endpoints_for_base
+from callwise.live.cache import ResponseCache
+from callwise.live.prices import LivePrices
 
 TASK = "mmlu-llama"
 SMALL, LARGE = "llama3.1-8b", "llama3.1-405b"

@@ -17,6 +17,16 @@ Importing callwise registers every family's policies, so ``make("knn" | "confide
 "vote" | ..., budget=...)`` finds them by name.
 """
 
+# Importing a family registers its policies. In layout order (core's on the first import), so
+# that registry() and bench list them that way:
+# isort: off
+from . import core  # noqa: F401
+from . import routing  # noqa: E402,F401
+from . import cascades  # noqa: E402,F401
+from . import voting  # noqa: E402,F401
+from . import aggregation  # noqa: E402,F401
+# isort: on
+from .aggregation import Metric, MetricAware, get_metric, register_metric
 from .core import (
     CallwiseError,
     DataError,
@@ -40,14 +50,9 @@ from .core import (
     save_policy,
     split_outcomes,
 )
-from .io import detect_format, load, load_sample, write_parquet
-# Importing a family registers its policies; in layout order, so registry() lists them that way.
-from . import routing  # noqa: E402,F401,I001
-from . import cascades  # noqa: E402,F401,I001
-from . import voting  # noqa: E402,F401,I001
-from .aggregation import Metric, MetricAware, get_metric, register_metric
-from .voting import BestOfK, FilterVote, Vote
 from .evaluation import bench, fit_policy
+from .io import detect_format, load, load_sample, write_parquet
+from .voting import BestOfK, FilterVote, Vote
 
 __all__ = [
     "BestOfK", "CallwiseError", "DataError", "Decisions", "DenseView", "FilterVote", "FormatError", "Metric",

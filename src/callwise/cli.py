@@ -136,8 +136,8 @@ def bench(
     """Evaluate every registered policy against the single models, the zero router and the oracle."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .evaluation.bench import bench as run_bench
     from .core.split import split_outcomes
+    from .evaluation.bench import bench as run_bench
     from .evaluation.report import print_tables
 
     console = _console()
@@ -145,7 +145,7 @@ def bench(
         if bootstrap < 0:
             raise DataError(f"--bootstrap must be >= 0, got {bootstrap}")
         if data is None:
-            from .io.sample import load_sample, sample_path
+            from .io import load_sample, sample_path
 
             table = load_sample()
             console.print(f"no DATA given: using the bundled sample {sample_path().name} "
@@ -212,8 +212,8 @@ def fit(
     """Fit a policy on the training part of DATA, calibrate it to a budget or quality, evaluate it on the held-out part, save it."""
     from rich.console import Console
 
-    from .evaluation.fit import fit_policy
     from .core.policy_files import save_policy
+    from .evaluation.fit import fit_policy
 
     console = Console()
     try:
@@ -334,8 +334,8 @@ def cascade(
     """Uncertainty cascades under a budget: the confidence cascade against learned and random baselines."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .core.split import split_outcomes
     from .cascades.protocol import METHODS, plan_cascades, run_cascades
+    from .core.split import split_outcomes
     from .evaluation.report import print_cascade_tables, write_cascade_plots
 
     console = _console()
@@ -484,9 +484,9 @@ def _live(models: List[str], api_base: Optional[str], endpoints: Optional[Path],
           provider_costs: bool, cache: Optional[Path], no_cache: bool, transport: str = "litellm",
           concurrency: int = 32, timeout: float = 60.0, retries: int = 3) -> Any:
     """The live backend the options describe (endpoints cover ``models``)."""
+    from .live.backend import Live, endpoints_for_base, load_endpoints
     from .live.cache import ResponseCache
     from .live.prices import LivePrices
-    from .live.backend import Live, endpoints_for_base, load_endpoints
 
     if (api_base is None) == (endpoints is None):
         raise DataError("give the upstream: --api-base URL (every model behind one OpenAI-compatible server) or "
@@ -505,7 +505,13 @@ def _live(models: List[str], api_base: Optional[str], endpoints: Optional[Path],
 
 
 def _progress(what: str) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
 
@@ -537,9 +543,9 @@ def allocate(
     format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, drop_incomplete: bool = DropOpt,
 ) -> None:
     """Which model each module of a pipeline should use: LLMSelector and baselines, train vs test."""
+    from .evaluation.report import print_allocation, write_allocation_plots
     from .pipelines import load_pipeline
     from .pipelines.allocate import allocate as run_allocate
-    from .evaluation.report import print_allocation, write_allocation_plots
 
     console = _console()
     try:

@@ -13,7 +13,20 @@ import numpy as np
 
 from ..core.errors import PolicyError
 from .metrics import rule_for
-from .rules import _NAMED, MBR, Batch, _as_weight_matrix, Mean, Median, Mode, Quantile, Rule, SampleSet, draw_predictions, get_rule
+from .rules import (
+    _NAMED,
+    MBR,
+    Batch,
+    Mean,
+    Median,
+    Mode,
+    Quantile,
+    Rule,
+    SampleSet,
+    _as_weight_matrix,
+    draw_predictions,
+    get_rule,
+)
 
 
 def aggregate(samples: Any, rule: "str | Rule" = "mode", *, weights: Any = None,

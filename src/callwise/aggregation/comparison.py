@@ -29,13 +29,20 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.version import __version__
-from .rules import Predictions, SampleSet, draw_predictions, from_numbers, get_rule, to_numbers
 from ..core.errors import DataError, PolicyError
-from .metrics import Metric, get_metric, rule_for
-from ..core.outcomes import OutcomeTable
-from ..voting import samples_per_model
 from ..core.frontier import boot_ci
+from ..core.outcomes import OutcomeTable
+from ..core.version import __version__
+from ..voting import samples_per_model
+from .metrics import Metric, get_metric, rule_for
+from .rules import (
+    Predictions,
+    SampleSet,
+    draw_predictions,
+    from_numbers,
+    get_rule,
+    to_numbers,
+)
 
 BASELINES: tuple[str, ...] = ("first", "random")
 NUMERIC_RULES: tuple[str, ...] = ("mean", "median", "mode")

@@ -22,12 +22,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .rules import SampleSet, check_usable, draw_predictions, from_numbers, to_numbers
 from ..core.backend import Backend, Queries
 from ..core.errors import PolicyError
-from .metrics import Metric, get_metric, rule_for
 from ..core.policy import Decisions, register
 from ..voting import MultiCall
+from .metrics import Metric, get_metric, rule_for
+from .rules import SampleSet, check_usable, draw_predictions, from_numbers, to_numbers
 
 
 @register

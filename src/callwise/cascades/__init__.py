@@ -9,7 +9,12 @@ from .escalation import ConfidenceCascade, Escalation, OracleCascade
 from .learned import FrugalCascade, TwoTierRouter
 from .protocol import METHODS, CascadeResult, CascadeRun, plan_cascades, run_cascades
 from .signals import SIGNALS, Signal, SignalError, make_signal
-from .thresholds import QuantileThreshold, StreamingThreshold, ThresholdError, escalation_share
+from .thresholds import (
+           QuantileThreshold,
+           StreamingThreshold,
+           ThresholdError,
+           escalation_share,
+)
 
 __all__ = ["CascadeResult", "CascadeRun", "ConfidenceCascade", "Escalation", "FrugalCascade", "METHODS",
            "OracleCascade", "QuantileThreshold", "SIGNALS", "Signal", "SignalError", "StreamingThreshold",

@@ -29,11 +29,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.backend import Backend, Calls, KnowsTruth, Queries
+from ..core.budget import BudgetLedger
+from ..core.costs import CostModel
 from ..core.errors import PolicyError
+from ..core.fixed import train_cheapest_and_best
 from ..core.hashing import query_uniforms
 from ..core.outcomes import DenseView, OutcomeTable
+from ..core.policy import Decisions, Policy, register, single_call_decisions
 from .signals import SignalError, make_signal
-from ..core.budget import BudgetLedger
 from .thresholds import (
     QuantileThreshold,
     ThresholdError,
@@ -43,9 +46,6 @@ from .thresholds import (
     running_positions,
     search_chain_shares,
 )
-from ..core.policy import Decisions, Policy, register, single_call_decisions
-from ..core.fixed import train_cheapest_and_best
-from ..core.costs import CostModel
 
 MODES = ("offline", "streaming")
 #: Mean costs within this relative distance count as one price (they differ by token counts only):

@@ -28,12 +28,18 @@ import numpy as np
 
 from ..core.backend import Calls, Queries
 from ..core.errors import PolicyError
-from ..routing import Featuriser, featuriser_from_state, make_featuriser
+from ..core.fixed import cheapest_and_best, model_means, train_cheapest_and_best
 from ..core.outcomes import DenseView, OutcomeTable
-from ..routing import Scorer, make_scorer, scorer_from_state
 from ..core.policy import Policy, register
+from ..routing import (
+    Featuriser,
+    Scorer,
+    featuriser_from_state,
+    make_featuriser,
+    make_scorer,
+    scorer_from_state,
+)
 from .escalation import Escalation
-from ..core.fixed import model_means, cheapest_and_best, train_cheapest_and_best
 
 #: Folds of the out-of-fold calibration predictions.
 FOLDS = 5

@@ -32,14 +32,20 @@ from typing import Any
 
 import numpy as np
 
-from ..core.replay import Replay
 from ..core.errors import PolicyError
 from ..core.frontier import aiq, mean_ci, ndch
 from ..core.hashing import query_uniforms
 from ..core.outcomes import OutcomeTable
+from ..core.replay import Replay
 from .escalation import SAME_PRICE, ConfidenceCascade, Escalation, tie_uniforms
 from .learned import FrugalCascade, TwoTierRouter
-from .thresholds import QuantileThreshold, candidates, escalation_share, guard, running_positions
+from .thresholds import (
+    QuantileThreshold,
+    candidates,
+    escalation_share,
+    guard,
+    running_positions,
+)
 
 #: The learned / random baselines of section 3 of the issue; "beats every baseline" compares with these.
 BASELINES = ("frugal", "hybrid", "random")

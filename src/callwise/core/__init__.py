@@ -12,7 +12,16 @@ from .costs import COST_MODELS, CostModel
 from .errors import CallwiseError, DataError, FormatError, PolicyError
 from .fixed import Oracle, RandomMix, SingleModel
 from .outcomes import DenseView, OutcomeTable, write_parquet
-from .policy import Decisions, Policy, get_policy, make, policy_models, register, registry, single_call_decisions
+from .policy import (
+           Decisions,
+           Policy,
+           get_policy,
+           make,
+           policy_models,
+           register,
+           registry,
+           single_call_decisions,
+)
 from .policy_files import PolicyFileError, load_policy, save_policy
 from .prices import ModelPrice, PriceTable, estimate_tokens
 from .replay import Replay

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from .version import __version__
 from .errors import PolicyError
 from .files import atomic_write, json_default
 from .policy import Policy, get_policy
+from .version import __version__
 
 FORMAT = "callwise-policy"
 FORMAT_VERSION = 1

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .backend import Calls, Queries
 from .errors import PolicyError
 from .outcomes import DenseView, OutcomeTable
-from .backend import Calls, Queries
 
 
 @dataclass(frozen=True)

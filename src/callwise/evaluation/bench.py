@@ -18,9 +18,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.version import __version__
-from ..core.replay import Replay
 from ..core.errors import PolicyError
+from ..core.files import json_default
 from ..core.frontier import (
     NORMALISATIONS,
     Curve,
@@ -31,9 +30,10 @@ from ..core.frontier import (
     quality_at_budget,
     shared_range,
 )
-from ..core.files import json_default
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Policy, registry
+from ..core.replay import Replay
+from ..core.version import __version__
 from ..routing import oracle_share_curve, routellm_metrics, share_curve
 
 AIQ_DESCRIPTIONS = {

@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.replay import Replay
-from ..core.split import split_outcomes
 from ..core.errors import DataError, PolicyError
+from ..core.fixed import cheapest_and_best
 from ..core.frontier import mean_ci
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Policy, get_policy
-from ..core.fixed import cheapest_and_best
+from ..core.replay import Replay
+from ..core.split import split_outcomes
 
 
 @dataclass

@@ -14,10 +14,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..aggregation import AggregateResult
-    from .bench import BenchResult, Entry
     from ..cascades import CascadeResult, CascadeRun
     from ..pipelines import AllocationResult
     from ..voting import ScaleResult
+    from .bench import BenchResult, Entry
 
 
 def _fmt_cost(c: float | None) -> str:

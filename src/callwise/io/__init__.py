@@ -1,4 +1,4 @@
-"""Loaders into the outcome table, with format detection, and the canonical Parquet writer.
+"""I/O: loaders of every recorded format into the outcome table, format detection, and the bundled sample.
 
 ``load(path)`` detects the format from the path (file or folder) and its header; ``format=``
 forces one of :data:`FORMATS`:
@@ -25,14 +25,21 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ..core.errors import DataError, FormatError
-from ..core.outcomes import DEFAULT_TASK, META_KEY, OutcomeTable, Provenance, write_parquet
+from ..core.files import base_suffix, is_pickle, read_bytes, read_csv, read_jsonl
+from ..core.outcomes import (
+    DEFAULT_TASK,
+    META_KEY,
+    OutcomeTable,
+    Provenance,
+    write_parquet,
+)
 from ..core.prices import PriceTable
 from . import long as _long
 from . import mot as _mot
 from . import rational as _rational
 from . import routellm as _routellm
 from . import routerbench as _rb
-from ..core.files import base_suffix, is_pickle, read_bytes, read_csv, read_jsonl
+from .sample import sample_path
 
 FORMATS = ("routerbench", "long", "rational-cascades", "routellm", "mot")
 DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pkl", ".pickle")
@@ -193,6 +200,9 @@ def _stored_meta(path: Path) -> dict[str, Any] | None:
 
 
 
-from .sample import load_sample, sample_path  # noqa: E402  (after load: the sample loads with it)
+def load_sample() -> OutcomeTable:
+    """The bundled sample (RouteLLM GSM8K + MT-Bench, see :mod:`.sample`) as an outcome table."""
+    return load(sample_path(), format="long")
+
 
 __all__ = ["FORMATS", "detect_format", "load", "load_sample", "sample_path", "write_parquet"]

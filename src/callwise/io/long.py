@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import DataError
-from ..core.outcomes import SCHEMA, Provenance
 from ..core.files import base_suffix, read_csv, read_jsonl, read_parquet
+from ..core.outcomes import SCHEMA, Provenance
 
 LONG_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 

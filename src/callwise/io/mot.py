@@ -46,10 +46,10 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import DataError, FormatError
+from ..core.files import GZIP_MAGIC, read_text
 from ..core.normalise import get_normaliser, normalise_array
 from ..core.outcomes import Provenance
 from ..core.prices import ModelPrice, PriceTable
-from ..core.files import GZIP_MAGIC, read_text
 
 #: Model folder name -> model name.
 MODEL_OF_FOLDER = {"GPT3_result": "gpt-3.5-turbo", "GPT4_result": "gpt-4", "llama2_13B_result": "llama-2-13b"}

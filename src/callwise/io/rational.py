@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import DataError
-from ..core.outcomes import Provenance
 from ..core.files import read_csv
+from ..core.outcomes import Provenance
 
 OUTCOME_COLUMNS = ("benchmark", "split", "chain", "qid", "model", "correct", "cost_usd")
 KEYS = ["benchmark", "split", "chain", "qid"]

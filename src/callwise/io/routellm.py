@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import DataError
+from ..core.files import read_csv, read_jsonl
 from ..core.outcomes import Provenance
 from ..core.prices import PriceTable
-from ..core.files import read_csv, read_jsonl
 
 RESPONSE_SUFFIX = "_response"
 MT_SCORE_RANGE = (1.0, 10.0)

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import DataError
-from ..core.outcomes import Provenance
 from ..core.files import base_suffix, read_csv, read_pickle
+from ..core.outcomes import Provenance
 
 COST_SUFFIX = "|total_cost"
 RESPONSE_SUFFIX = "|model_response"

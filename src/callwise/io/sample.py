@@ -1,11 +1,12 @@
-"""The small real sample shipped inside the package, so ``callwise bench`` runs with no data.
+"""Where the small real sample shipped inside the package lies (:func:`callwise.io.load_sample` loads it).
 
-It is RouteLLM's recorded GSM8K and MT-Bench outcomes of GPT-4-1106-preview and Mixtral-8x7B
-(RouteLLM, Apache-2.0; see ``callwise/io/data/SAMPLE.md`` for attribution and citations), with costs
-*estimated* from text-length token counts and the list prices in ``callwise/io/data/sample_prices.json``.
-The RouterBench slice would be the natural sample, but its SOURCE.md states no licence that
-allows redistribution, so it is not shipped; ``callwise bench ../shared/data/routerbench-subset``
-runs on it where it is at hand.
+It is there so that ``callwise bench`` runs with no data: RouteLLM's recorded GSM8K and MT-Bench
+outcomes of GPT-4-1106-preview and Mixtral-8x7B (RouteLLM, Apache-2.0; see
+``callwise/io/data/SAMPLE.md`` for attribution and citations), with costs *estimated* from
+text-length token counts and the list prices in ``callwise/io/data/sample_prices.json``. The
+RouterBench slice would be the natural sample, but its SOURCE.md states no licence that allows
+redistribution, so it is not shipped; ``callwise bench ../shared/data/routerbench-subset`` runs
+on it where it is at hand.
 """
 
 from __future__ import annotations
@@ -13,17 +14,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from ..core.outcomes import OutcomeTable
-
 SAMPLE_FILE = "sample.parquet"
 
 
 def sample_path() -> Path:
+    """The bundled sample's Parquet file inside the installed package."""
     return Path(str(resources.files("callwise.io") / "data" / SAMPLE_FILE))
-
-
-def load_sample() -> OutcomeTable:
-    """The bundled sample as an outcome table."""
-    from . import load
-
-    return load(sample_path(), format="long")

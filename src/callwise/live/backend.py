@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import CallwiseError, DataError
 from ..core.backend import Calls, Queries
+from ..core.errors import CallwiseError, DataError
 from .prices import LivePrices, PriceError
 
 log = logging.getLogger("callwise.live")

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from ..core.backend import Queries
-from .chat import RequestError, check_request, render
 from ..core.errors import DataError
 from ..core.files import read_text
 from ..core.outcomes import DEFAULT_TASK
+from .chat import RequestError, check_request, render
 
 FIELDS = ("id", "prompt", "messages", "task", "reference", "params")
 

@@ -41,9 +41,9 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response, StreamingResponse
 
 from ..core.errors import CallwiseError
-from .http_util import install_openai_errors, openai_error
 from ..core.outcomes import OutcomeTable
 from ..core.prices import estimate_tokens
+from .http_util import install_openai_errors, openai_error
 
 __all__ = ["NEG_INF_LOGPROB", "ReplayOptionError", "build_replay_app", "serve_replay"]
 

@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backend import Live, Response, calls_from_responses
-from .recording import Recording
+from ..core.budget import BudgetLedger
 from ..core.errors import DataError
-from .grading import check_grading, grade
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Policy
+from .backend import Live, Response, calls_from_responses
+from .grading import check_grading, grade
 from .prompts import Prompts
-from ..core.budget import BudgetLedger
+from .recording import Recording
 
 #: Prompts decided per chunk: large enough for batched features, small enough for a steady progress bar.
 CHUNK = 256

@@ -52,13 +52,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
 from ..core.backend import Queries
-from .backend import Live, ProviderError
-from .recording import Recording
-from .chat import RequestError, check_request, render
-from ..core.errors import CallwiseError, DataError, PolicyError
-from .http_util import install_openai_errors, openai_error
-from ..core.policy import Policy, policy_models
 from ..core.budget import BudgetLedger
+from ..core.errors import CallwiseError, DataError, PolicyError
+from ..core.policy import Policy, policy_models
+from .backend import Live, ProviderError
+from .chat import RequestError, check_request, render
+from .http_util import install_openai_errors, openai_error
+from .recording import Recording
 
 PREFIX = "callwise/"
 

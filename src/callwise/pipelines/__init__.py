@@ -14,7 +14,6 @@ from .allocate import AllocationResult
 from .builtin import builtin, debate, ensemble_vote, locate_then_solve, self_refine
 from .diagnoser import LLMDiagnoser
 from .graph import Module, Pipeline, PipelineError, Step
-from .spec import load_pipeline, pipeline_from_dict
 from .run import ModuleCalls, PipelineRun, run_pipeline, score_answers
 from .search import (
                      METHODS,
@@ -26,6 +25,7 @@ from .search import (
                      pareto_allocations,
                      search,
 )
+from .spec import load_pipeline, pipeline_from_dict
 
 __all__ = ["AllocationResult", "METHODS", "LLMDiagnoser", "Ledger", "Module", "ModuleCalls", "OutcomesEvaluator", "Pipeline",
            "PipelineError", "PipelineRun", "RunEvaluator", "SearchResult", "Step", "all_allocations", "builtin",

@@ -27,7 +27,15 @@ from ..core.backend import Backend, Queries
 from ..core.errors import DataError, PolicyError
 from ..core.outcomes import OutcomeTable
 from .graph import Module, Pipeline, Step
-from .search import METHODS, Evaluator, OutcomesEvaluator, RunEvaluator, SearchResult, pareto_allocations, search
+from .search import (
+    METHODS,
+    Evaluator,
+    OutcomesEvaluator,
+    RunEvaluator,
+    SearchResult,
+    pareto_allocations,
+    search,
+)
 
 #: Exhaustive search runs as a baseline when |M|^L is at most this (vectorised evaluators) ...
 EXHAUSTIVE_EXACT_MAX = 200_000

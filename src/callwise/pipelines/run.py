@@ -146,8 +146,7 @@ def score_answers(answers: Sequence[Any] | np.ndarray, references: Sequence[Any]
     Answers and references go through the same normaliser (``choice`` reads a letter, ``number`` a
     number...). A reference that is None scores every answer 0 (nothing can match it).
     """
-    from ..aggregation import to_numbers
-    from ..aggregation import get_metric
+    from ..aggregation import get_metric, to_numbers
     from ..core.normalise import normalise_array
 
     m = get_metric(metric)

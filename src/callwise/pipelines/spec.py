@@ -8,7 +8,6 @@ from typing import Any, Callable, Mapping
 from .builtin import BUILTINS
 from .graph import Module, Node, Pipeline, PipelineError, Step
 
-
 _MODULE_KEYS = {"name", "template", "system", "params", "kind"}
 _STEP_KEYS = {"name", "op", "inputs", "function", "kind"}
 

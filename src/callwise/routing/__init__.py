@@ -4,9 +4,22 @@ Featurisers and quality predictors (knn, linear, mlp, mf) feed the λ-rule of th
 RouteLLM's two-model threshold routers and APGR / CPT; RouterBench's non-predictive judge cascade.
 """
 
-from .apgr import ShareCurve, apgr, cpt, oracle_share_curve, routellm_metrics, share_curve
+from .apgr import (
+           ShareCurve,
+           apgr,
+           cpt,
+           oracle_share_curve,
+           routellm_metrics,
+           share_curve,
+)
 from .cascade_judge import CascadeJudge
-from .features import FeatureCache, FeatureError, Featuriser, featuriser_from_state, make_featuriser
+from .features import (
+           FeatureCache,
+           FeatureError,
+           Featuriser,
+           featuriser_from_state,
+           make_featuriser,
+)
 from .router import KnnRouter, LinearRouter, MfRouter, MlpRouter, Route, Router
 from .scorers import SCORERS, Scorer, make_scorer, scorer_from_state
 from .threshold import ThresholdRouter

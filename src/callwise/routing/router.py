@@ -28,13 +28,13 @@ import numpy as np
 
 from ..core.backend import Backend, Queries
 from ..core.calibrate import Calibration, calibrate_budget, calibrate_quality, mix_mask
+from ..core.costs import COST_MODELS, CostModel
 from ..core.errors import PolicyError
-from .features import FeatureCache, Featuriser, make_featuriser
 from ..core.frontier import aiq, lambda_choice, ndch
 from ..core.outcomes import OutcomeTable
-from ..core.costs import COST_MODELS, CostModel
-from .scorers import SCORERS, make_scorer
 from ..core.policy import Decisions, Policy, register, single_call_decisions
+from .features import FeatureCache, Featuriser, make_featuriser
+from .scorers import SCORERS, make_scorer
 
 #: Candidate weights s of the training-mean prior in q̂ = (1 − s)·scorer(x) + s·q̄ (chosen by CV).
 #: s = 1 ignores the prompt: its λ-sweep is exactly the zero router's hull vertices.
@@ -439,8 +439,8 @@ class Router(Policy):
 
     @classmethod
     def from_state(cls, settings: dict[str, Any], fitted: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Router":
-        from .features import featuriser_from_state
         from ..core.policy_files import unpack
+        from .features import featuriser_from_state
         from .scorers import scorer_from_state
 
         self = super().from_state(settings, fitted, arrays)

@@ -23,9 +23,9 @@ import numpy as np
 from ..core.backend import Backend, Queries
 from ..core.calibrate import Calibration, calibrate_budget
 from ..core.errors import PolicyError
+from ..core.fixed import train_cheapest_and_best
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Decisions, Policy, get_policy, register, single_call_decisions
-from ..core.fixed import train_cheapest_and_best
 from .router import Route, Router
 
 

@@ -25,12 +25,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..core.version import __version__
 from ..core.errors import DataError, PolicyError
 from ..core.frontier import boot_ci
 from ..core.outcomes import OutcomeTable
-from .scaling import best_k, fit_scaling, shape
+from ..core.version import __version__
 from .engine import Samples, best_of_curve, encode, filter_vote_curve, vote_curve
+from .scaling import best_k, fit_scaling, shape
 
 #: Changes in a curve smaller than this count as flat when naming its shape.
 SHAPE_TOL = 1e-3

@@ -35,6 +35,7 @@ from ..core.backend import Backend, Queries
 from ..core.errors import PolicyError
 from ..core.hashing import query_uniforms
 from ..core.outcomes import OutcomeTable
+from ..core.policy import Decisions, Policy, register
 from .engine import (
     DRAWS,
     Samples,
@@ -46,7 +47,6 @@ from .engine import (
     plurality,
     vote_curve,
 )
-from ..core.policy import Decisions, Policy, register
 
 JUDGE_TEMPLATE = ("Question:\n{question}\n\nProposed answer:\n{answer}\n\n"
                   "Is the proposed answer correct? Reply with yes or no.")
