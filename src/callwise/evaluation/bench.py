@@ -1,6 +1,6 @@
 """``callwise bench``: evaluate every registered policy on held-out recorded outcomes.
 
-Per task: split train/test (:func:`split_outcomes`), fit each policy on train, run it on a
+Per task: split train/test (:func:`~callwise.core.split.split_outcomes`), fit each policy on train, run it on a
 :class:`~callwise.core.replay.Replay` of test, and compare everything in the cost–quality plane with
 the single models, the zero router and the oracle: points, hulls, AIQ under both normalisations
 (:mod:`callwise.core.frontier`), stratified bootstrap confidence intervals over test prompts, cost to
