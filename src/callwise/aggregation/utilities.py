@@ -55,7 +55,6 @@ from typing import Any, Callable, Hashable, Sequence, Union
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ..core.errors import PolicyError
 
@@ -201,6 +200,8 @@ class _TokenF1(_OverlapF1):
     name = "token-f1"
 
     def _overlap(self, tv: "_TokenVocab", ih: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        import scipy.sparse as sp  # on first use, so that importing callwise stays light
+
         indptr = np.concatenate([[0], np.cumsum(tv.lengths)])
         counts = sp.csr_matrix((np.ones(len(tv.flat), dtype=np.int32), tv.flat, indptr),
                                shape=(len(tv.lengths), max(tv.size, 1)))

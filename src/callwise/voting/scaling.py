@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import betainc
 
 from .engine import Samples, vote_curve
 
@@ -42,9 +41,12 @@ def binary_vote_accuracy(ks: np.ndarray | list[int], p: np.ndarray | float) -> n
     """
     K = np.asarray(ks, dtype=float)
     p = np.asarray(p, dtype=float)
+    # scipy on first use, so that importing callwise stays light
+    from scipy.special import betainc
+    from scipy.stats import binom
+
     h = np.floor(K / 2)
     win = betainc(h + 1, K - h, p)
-    from scipy.stats import binom
 
     tie = np.where(K % 2 == 0, binom.pmf(h, K, p), 0.0)
     return win + 0.5 * tie
