@@ -320,7 +320,10 @@ def cascade(
     task: Optional[List[str]] = typer.Option(None, "--task", help="Only these tasks (repeatable)"),
     signal: str = typer.Option("recorded", "--signal", help="Confidence signal of the cascade: recorded | agreement"),
     method: Optional[List[str]] = typer.Option(None, "--method", help="Only these methods (repeatable; default all)"),
-    budgets: int = typer.Option(100, "--budgets", help="Budgets evenly from c_S to c_S + c_L"),
+    budgets: int = typer.Option(100, "--budgets", help="Budgets evenly over the range (paper: c_S to c_L; extended: to c_S + c_L)"),
+    range_: str = typer.Option("paper", "--range", help="paper (the authors' protocol: c_S to c_L, three-branch stream, their random mix) | extended (c_S to c_S + c_L, guarded stream)"),
+    cost_mode: str = typer.Option("dollars", "--cost-mode", help="Paper protocol: price calls in recorded dollars | time (mean recorded latency)"),
+    cost_ratio: Optional[str] = typer.Option(None, "--cost-ratio", help="Paper protocol: fixed costs 1:R (c_S = 1, c_L = R for every call), as in the paper's setups"),
     orders: int = typer.Option(3, "--orders", help="Random orders of the test stream to average over"),
     warmup: int = typer.Option(20, "--warmup", help="Streaming: queries seen before the first escalation"),
     features: Optional[str] = typer.Option(None, "--features", help="Features of the learned baselines (default tfidf:svd=exact)"),
@@ -334,7 +337,7 @@ def cascade(
     """Uncertainty cascades under a budget: the confidence cascade against learned and random baselines."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .cascades.protocol import METHODS, plan_cascades, run_cascades
+    from .cascades.protocol import METHODS, PROTOCOLS, plan_cascades, run_cascades
     from .core.split import split_outcomes
     from .evaluation.report import print_cascade_tables, write_cascade_plots
 
@@ -349,6 +352,9 @@ def cascade(
             raise PolicyError(f"--signal must be 'recorded' or 'agreement' (recorded data has no logprob payloads "
                               f"for 'margin'), got {signal!r}")
         methods = tuple(method) if method else METHODS
+        if range_ not in PROTOCOLS:
+            raise PolicyError(f"--range must be one of {list(PROTOCOLS)}, got {range_!r}")
+        ratio = _cost_ratio(cost_ratio) if cost_ratio is not None else None
         table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
         test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range)
                       if test is not None else None)
@@ -360,7 +366,8 @@ def cascade(
             bar = progress.add_task("cascade", total=len(plan))
             run = run_cascades(train, test_t, pairs=pairs, all_pairs=all_pairs, chains=chain, tasks=task,
                                signal=signal, methods=methods, n_budgets=budgets, n_orders=orders, warmup=warmup,
-                               seed=seed, features=features, split_info=info,
+                               seed=seed, features=features, split_info=info, protocol=range_,
+                               cost_mode=cost_mode, cost_ratio=ratio,
                                on_item=lambda d: (progress.update(bar, description=d), progress.advance(bar)))
     except CallwiseError as e:
         _fail(e)
@@ -368,6 +375,20 @@ def cascade(
     if out is not None:
         _write_outputs(run, out, write_cascade_plots)
         console.print(f"wrote {out / 'results.json'} and the plots under {out}")
+
+
+def _cost_ratio(text: str) -> float:
+    """``1:R`` (or ``R``) -> R, the large model's cost in units of the small one's."""
+    head, sep, tail = text.partition(":")
+    try:
+        if sep and float(head) != 1.0:
+            raise ValueError
+        r = float(tail if sep else head)
+    except ValueError:
+        raise PolicyError(f"--cost-ratio must read 1:R with a number R > 1 (e.g. 1:10), got {text!r}") from None
+    if not r > 1 or r != r or r == float("inf"):
+        raise PolicyError(f"--cost-ratio must read 1:R with a number R > 1 (e.g. 1:10), got {text!r}")
+    return r
 
 
 @app.command()

@@ -232,7 +232,7 @@ def test_oracle_cascade_refuses_a_live_backend(split):
 
 def test_protocol_checks_of_methods_md(split):
     train, test = split
-    r = evaluate_pair(train, test, "small", "large", warmup=5)
+    r = evaluate_pair(train, test, "small", "large", warmup=5, protocol="extended")
     v = test.dense(["small", "large"])
     acc_s = v.quality[:, 0, 0].mean()
     assert list(r.methods) == [m for m in METHODS if m in r.methods] and len(r.methods) == len(METHODS)
@@ -357,7 +357,8 @@ def test_real_rational_cascades_pair_meets_the_protocol_checks(shared_data):
     table = load(shared_data / "rational-cascades")
     train, test, _ = split_outcomes(table)
     tr, te = train.for_task("triviaqa-qwen_oai"), test.for_task("triviaqa-qwen_oai")
-    r = evaluate_pair(tr, te, "gpt-4o-mini", "gpt-4o", methods=("oracle", "confidence", "confidence@offline", "random"))
+    r = evaluate_pair(tr, te, "gpt-4o-mini", "gpt-4o", methods=("oracle", "confidence", "confidence@offline", "random"),
+                      protocol="extended")
     acc_s = r.model_accuracy["gpt-4o-mini"]
     for name, m in r.methods.items():
         assert m.accuracy[0] == pytest.approx(acc_s), name

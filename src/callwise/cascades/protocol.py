@@ -1,27 +1,41 @@
 """The cascade evaluation protocol of Ramírez et al. (METHODS.md section 2), vectorised.
 
-For a (small, large) pair on one task: 100 budgets evenly from c_S to c_S + c_L (mean test
-costs); at each, every method's accuracy on the test stream, averaged over 3 random orders of the
-stream; the score is the area under accuracy-vs-budget divided by the budget range (AUC). The
-cost–quality points of each method also give the foundation's AIQ.
+Two protocols, reported apart (``protocol=``):
 
-Methods (all under the same per-query budget and the same guard, on the same split):
+- ``paper`` (the default; the authors' ``plots.py`` and ``make_cascade``): 100 budgets evenly from
+  c_S to **c_L**; the streaming methods follow the authors' three branches
+  (:func:`~callwise.cascades.thresholds.paper_stream`: S only when only S is affordable for the
+  rest, **L directly** when the budget covers L for every query left, otherwise S and escalation
+  below the running quantile after a warm-up of 20); the random baseline is the authors'
+  deterministic mix (the first share of the stream to S, the rest to L); at the last budget every
+  method is given L's accuracy; accuracy is the mean over 3 random orders of the test stream; the
+  score is the area under accuracy-vs-budget divided by c_L − c_S. Costs are recorded dollars,
+  fixed ratios (``cost_ratio=R``: c_S = 1, c_L = R for every query, as in the paper's setups) or
+  time (recorded latency). The budget axis is the models' mean test costs, as in the authors'
+  code; the branches and the share compare mean *training* costs (the authors use the evaluation
+  stream's: a decision here reads no test data), and each call is charged its own cost.
+- ``extended`` (callwise's earlier protocol): budgets from c_S to c_S + c_L, where a cascade can
+  exceed L; streaming methods escalate below the running quantile under the budget guard, with
+  no L-only branch; the random baseline mixes per query by a seeded uniform under the guard.
+
+Methods (all under the same per-query budget, on the same split):
 
 - ``confidence``: the confidence cascade — S's own confidence, no trained model;
 - ``frugal``: FrugalGPT-style cascade (classifier on prompt + S's answer);
 - ``hybrid``: HybridLLM-style router (classifier on the prompt: S not worse than L), routing;
-- ``router``: the routing variant — classifier on the prompt predicting S is right, routing;
-- ``random``: random mixture (each query to L with the routing share), routing;
+- ``router``: a meta-model router (classifier on the prompt predicting S is right), routing;
+- ``random``: random mixture of S and L, routing;
 - ``oracle``: escalate exactly when S is wrong and L right (an upper bound).
 
-Score-based methods run in two modes: ``streaming`` (the paper's: running quantile over the test
-stream after a warm-up; the method names above) and ``offline`` (quantiles of out-of-fold
-training scores; names with ``@offline``). The baselines a cascade must beat are
-:data:`BASELINES` (the oracle is a bound, ``router`` is the cascade's own routing variant).
+Score-based methods run ``streaming`` (the method names above) and ``offline`` (quantiles of
+out-of-fold training scores under the guard; names with ``@offline``, an option beside the
+paper's rule). The baselines a cascade must beat are :data:`BASELINES` (``paper``; it includes
+the meta-model router, as the paper's baselines include Šakota et al.'s) or
+:data:`EXTENDED_BASELINES`.
 
 Everything per budget is one array operation: a (budgets x queries) candidate matrix per stream
-order, the guard as a cumulative sum (:mod:`callwise.cascades.thresholds`). Learned scores are fitted once
-per pair; their fold features are shared across pairs of the same task.
+order, the guard as a cumulative sum (:mod:`callwise.cascades.thresholds`); the three-branch
+stream takes one step per query, vectorised over budgets. Learned scores are fitted once per pair.
 """
 
 from __future__ import annotations
@@ -40,15 +54,24 @@ from ..core.replay import Replay
 from .escalation import SAME_PRICE, ConfidenceCascade, Escalation, tie_uniforms
 from .learned import FrugalCascade, TwoTierRouter
 from .thresholds import (
+    SMALL,
+    UNAFFORDABLE,
     QuantileThreshold,
     candidates,
     escalation_share,
     guard,
+    paper_share,
+    paper_stream,
     running_positions,
 )
 
-#: The learned / random baselines of section 3 of the issue; "beats every baseline" compares with these.
-BASELINES = ("frugal", "hybrid", "random")
+#: The baselines "beats every baseline" compares with under the paper's protocol: the learned
+#: cascade and routers (the meta-model router stands for Šakota et al.'s) and the random mix.
+BASELINES = ("frugal", "hybrid", "router", "random")
+#: ... and under the extended protocol (as callwise reported it before the paper's protocol).
+EXTENDED_BASELINES = ("frugal", "hybrid", "random")
+PROTOCOLS = ("paper", "extended")
+COST_MODES = ("dollars", "time")
 SCORED = ("confidence", "frugal", "hybrid", "router")
 METHODS = ("oracle", *SCORED, *(f"{m}@offline" for m in SCORED), "random")
 
@@ -72,7 +95,7 @@ def stream_orders(n: int, n_orders: int, seed: int) -> np.ndarray:
 def simulate(quality: np.ndarray, cost: np.ndarray, shares: np.ndarray, budgets: np.ndarray, orders: np.ndarray, *,
              positions: np.ndarray | None = None, stream_scores: np.ndarray | None = None,
              u: np.ndarray | None = None, fixed: np.ndarray | None = None, routing: bool = False,
-             warmup: int = 0) -> Simulation:
+             warmup: int = 0, last_is_large: bool = False) -> Simulation:
     """Run a staged cascade (or a two-model router) over every budget and stream order at once.
 
     ``quality``/``cost``: (N x K) recorded outcomes of the chain's models, cheapest first.
@@ -80,7 +103,8 @@ def simulate(quality: np.ndarray, cost: np.ndarray, shares: np.ndarray, budgets:
     (N x K−1, offline positions of each stage's score), ``stream_scores`` (N, two tiers: positions
     are running quantiles over each order, with ``u`` splitting ties, nothing before ``warmup``),
     ``fixed`` (N x K−1 boolean: the candidates regardless of budget, e.g. the oracle's). ``routing``
-    (two models): an escalated query calls only L, so it costs c_L instead of c_S.
+    (two models): an escalated query calls only L, so it costs c_L instead of c_S. ``last_is_large``:
+    the last budget is given the last model's accuracy and cost (the paper's protocol).
     """
     q, c = np.asarray(quality, float), np.asarray(cost, float)
     n, k_models = q.shape
@@ -118,10 +142,71 @@ def simulate(quality: np.ndarray, cost: np.ndarray, shares: np.ndarray, budgets:
             stage[esc] = k + 1
             reached = esc
         got = qp[np.arange(n)[None, :], stage]
+        if last_is_large:
+            got[-1], spent[-1] = qp[:, -1], cp[:, -1].sum()
         acc += got.mean(axis=1)
         per_query[perm] += weights @ got
         spent_mean += spent / n
         ratio = max(ratio, float(np.max(spent / np.where(total > 0, total, np.inf))))
+    r = max(len(orders), 1)
+    return Simulation(acc / r, spent_mean / r, ratio, per_query / r)
+
+
+def simulate_paper(quality: np.ndarray, charges: np.ndarray, scores: np.ndarray, budgets: np.ndarray,
+                   shares: np.ndarray, orders: np.ndarray, decision_cost: tuple[float, float], *,
+                   large_is_better: bool, routing: bool = False, warmup: int = 20,
+                   last_is_large: bool = True) -> Simulation:
+    """The authors' three-branch stream (:func:`~callwise.cascades.thresholds.paper_stream`) over every budget and order.
+
+    ``quality`` / ``charges``: (N x 2) recorded quality and charged cost of S and L; ``scores``
+    (N,) S's confidence (cascade) or the router's score of S (routing), low = escalate. A query
+    nothing is affordable for scores 0 (the authors score a random label: 1/classes). With
+    ``last_is_large`` the last budget is given L's accuracy and cost, as ``plots.py`` does.
+    """
+    q, ch = np.asarray(quality, float), np.asarray(charges, float)
+    n = len(q)
+    budgets = np.asarray(budgets, float)
+    weights = _auc_weights(budgets)
+    acc, spent_mean, per_query, ratio = np.zeros(len(budgets)), np.zeros(len(budgets)), np.zeros(n), 0.0
+    for perm in orders:
+        st = paper_stream(np.asarray(scores, float)[perm], budgets, shares, decision_cost, ch[perm, 0], ch[perm, 1],
+                          large_is_better=large_is_better, routing=routing, warmup=warmup)
+        got = np.where(st.outcome == SMALL, q[perm, 0][None, :],
+                       np.where(st.outcome == UNAFFORDABLE, 0.0, q[perm, 1][None, :]))
+        spent = st.spent.copy()
+        if last_is_large:
+            got[-1], spent[-1] = q[perm, 1], ch[perm, 1].sum()
+        acc += got.mean(axis=1)
+        per_query[perm] += weights @ got
+        spent_mean += spent / n
+        ratio = max(ratio, float(np.max(spent / np.where(budgets > 0, budgets * n, np.inf))))
+    r = max(len(orders), 1)
+    return Simulation(acc / r, spent_mean / r, ratio, per_query / r)
+
+
+def simulate_authors_random(quality: np.ndarray, charges: np.ndarray, budgets: np.ndarray, orders: np.ndarray,
+                            decision_cost: tuple[float, float], *, last_is_large: bool = True) -> Simulation:
+    """The authors' random baseline: in each stream order the first ⌊N·(b − c_L)/(c_S − c_L)⌋ queries go to S, the rest to L.
+
+    ``decision_cost`` (c_S, c_L) are the ends of the budget axis, so b = c_S is all S and b = c_L all L.
+    """
+    q, ch = np.asarray(quality, float), np.asarray(charges, float)
+    n = len(q)
+    budgets = np.asarray(budgets, float)
+    c1, c2 = decision_cost
+    cut = np.trunc(n * ((budgets - c2) / (c1 - c2)))
+    to_small = np.arange(n)[None, :] < cut[:, None]
+    weights = _auc_weights(budgets)
+    acc, spent_mean, per_query, ratio = np.zeros(len(budgets)), np.zeros(len(budgets)), np.zeros(n), 0.0
+    for perm in orders:
+        got = np.where(to_small, q[perm, 0][None, :], q[perm, 1][None, :])
+        spent = np.where(to_small, ch[perm, 0][None, :], ch[perm, 1][None, :]).sum(axis=1)
+        if last_is_large:
+            got[-1], spent[-1] = q[perm, 1], ch[perm, 1].sum()
+        acc += got.mean(axis=1)
+        per_query[perm] += weights @ got
+        spent_mean += spent / n
+        ratio = max(ratio, float(np.max(spent / np.where(budgets > 0, budgets * n, np.inf))))
     r = max(len(orders), 1)
     return Simulation(acc / r, spent_mean / r, ratio, per_query / r)
 
@@ -169,6 +254,7 @@ class CascadeResult:
     model_accuracy: dict[str, float]
     model_cost: dict[str, float]
     budgets: np.ndarray
+    protocol: str = "extended"
     methods: dict[str, MethodResult] = field(default_factory=dict)
     _intervals: dict[tuple, tuple[float, float, float] | None] = field(default_factory=dict, repr=False)
 
@@ -176,8 +262,13 @@ class CascadeResult:
     def kind(self) -> str:
         return "pair" if len(self.models) == 2 else "chain"
 
+    @property
+    def baselines(self) -> tuple[str, ...]:
+        """The methods the confidence cascade must beat under this result's protocol."""
+        return BASELINES if self.protocol == "paper" else EXTENDED_BASELINES
+
     def best_baseline(self, mode: str = "streaming") -> tuple[str, float]:
-        names = [b if b == "random" or mode == "streaming" else f"{b}@offline" for b in BASELINES]
+        names = [b if b == "random" or mode == "streaming" else f"{b}@offline" for b in self.baselines]
         got = [(n, self.methods[n].auc) for n in names if n in self.methods]
         return max(got, key=lambda t: t[1]) if got else ("", float("nan"))
 
@@ -212,7 +303,8 @@ class CascadeResult:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "task": self.task, "kind": self.kind, "models": list(self.models), "n_train": self.n_train,
+            "task": self.task, "kind": self.kind, "protocol": self.protocol, "models": list(self.models),
+            "n_train": self.n_train,
             "n_test": self.n_test, "model_accuracy": self.model_accuracy, "model_cost": self.model_cost,
             "budgets": self.budgets.tolist(), "methods": {k: v.to_dict() for k, v in self.methods.items()}}
         if self.kind == "pair":
@@ -241,13 +333,48 @@ def _test_scores(policy: Escalation, replay: Replay) -> np.ndarray:
     return policy._stage_scores(0, queries, calls)
 
 
+def pair_costs(train: OutcomeTable, test: OutcomeTable, models: Sequence[str], *, cost_mode: str = "dollars",
+               cost_ratio: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(decision costs (K,), test charges (N x K)) of a chain under a cost mode of the paper's protocol.
+
+    ``dollars``: mean training cost per model; each test call charged its recorded cost.
+    ``time``: the same with recorded latency (seconds). ``cost_ratio`` R (two models): c_S = 1 and
+    c_L = R for every call, train and test alike, as in the paper's fixed-cost setups.
+    """
+    models = list(models)
+    tv, v = train.dense(models), test.dense(models)
+    if cost_ratio is not None:
+        if len(models) != 2:
+            raise PolicyError(f"a cost ratio 1:R prices two models; {len(models)} were given ({models})")
+        if not np.isfinite(cost_ratio) or cost_ratio <= 1:
+            raise PolicyError(f"--cost-ratio 1:R needs R > 1 (L dearer than S), got R = {cost_ratio}")
+        unit = np.array([1.0, float(cost_ratio)])
+        return unit, np.broadcast_to(unit, (len(v.prompt_ids), 2)).copy()
+    if cost_mode == "dollars":
+        return tv.cost[:, :, 0].mean(axis=0), v.cost[:, :, 0]
+    if cost_mode == "time":
+        if tv.latency is None or v.latency is None:
+            raise PolicyError("cost mode 'time' needs recorded latencies (a 'latency' column); this data has none")
+        lat_tr, lat_te = tv.latency[:, :, 0], v.latency[:, :, 0]
+        if not (np.isfinite(lat_tr).all() and np.isfinite(lat_te).all()):
+            raise PolicyError(f"cost mode 'time' needs a latency for every call of {models}; some are missing")
+        return lat_tr.mean(axis=0), lat_te
+    raise PolicyError(f"cost mode must be one of {COST_MODES} (or a cost ratio), got {cost_mode!r}")
+
+
 def evaluate_pair(train: OutcomeTable, test: OutcomeTable, small: str, large: str, *, signal: str = "recorded",
                   methods: Sequence[str] = METHODS, n_budgets: int = 100, n_orders: int = 3, warmup: int = 20,
-                  seed: int = 0, features: str | None = None) -> CascadeResult:
+                  seed: int = 0, features: str | None = None, protocol: str = "paper", cost_mode: str = "dollars",
+                  cost_ratio: float | None = None) -> CascadeResult:
     """Every method on one (small, large) pair of one task: fit on ``train``, score on ``test``."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise PolicyError(f"unknown cascade method {unknown[0]!r}; methods are {list(METHODS)}")
+    if protocol not in PROTOCOLS:
+        raise PolicyError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if protocol == "extended" and (cost_mode != "dollars" or cost_ratio is not None):
+        raise PolicyError("the extended protocol prices calls in recorded dollars; cost modes and ratios are the "
+                          "paper protocol's")
     replay = Replay(test.dense([small, large]))
     v = replay.view
     q, c = v.quality[:, :, 0], v.cost[:, :, 0]
@@ -256,13 +383,23 @@ def evaluate_pair(train: OutcomeTable, test: OutcomeTable, small: str, large: st
         raise PolicyError(f"{small} and {large} both need outcomes on every test prompt; {int(bad.sum())} lack one, "
                           f"e.g. {v.prompt_ids[bad][:3].tolist()}")
     n = len(v.prompt_ids)
-    lo, hi = float(c[:, 0].mean()), float(c[:, 0].mean() + c[:, 1].mean())
+    paper = protocol == "paper"
+    if paper:
+        decision, charges = pair_costs(train, test, [small, large], cost_mode=cost_mode, cost_ratio=cost_ratio)
+        lo, hi = float(charges[:, 0].mean()), float(charges[:, 1].mean())
+        if hi <= lo:
+            raise PolicyError(f"the paper's protocol needs {large} dearer than {small} (budgets from c_S to c_L); "
+                              f"mean costs are {lo:.4g} and {hi:.4g}")
+        train_acc = train.dense([small, large]).quality[:, :, 0].mean(axis=0)
+    else:
+        charges = c
+        lo, hi = float(c[:, 0].mean()), float(c[:, 0].mean() + c[:, 1].mean())
     budgets = np.linspace(lo, hi, n_budgets)
     orders = stream_orders(n, n_orders, seed)
     res = CascadeResult(test.tasks()[0] if len(test.tasks()) == 1 else "+".join(test.tasks()), (small, large),
                         int(train.frame["prompt_id"].nunique()), n,
                         {m: float(q[:, j].mean()) for j, m in enumerate((small, large))},
-                        {m: float(c[:, j].mean()) for j, m in enumerate((small, large))}, budgets)
+                        {m: float(c[:, j].mean()) for j, m in enumerate((small, large))}, budgets, protocol=protocol)
     wanted = set(methods)
     # the agreement signal samples S as often as the data recorded it, and the cascade pays for each
     samples = v.quality.shape[2] if signal == "agreement" else 1
@@ -279,41 +416,59 @@ def evaluate_pair(train: OutcomeTable, test: OutcomeTable, small: str, large: st
             continue
         policy = builders[name]().fit(train)
         scores = _test_scores(policy, replay)
-        shares = policy.shares(budgets)
-        c_pol = c * policy._stage_calls(2)[None, :]
+        per = policy._stage_calls(2)
+        c_pol = charges * per[None, :]
+        if paper:
+            dec = (float(decision[0] * per[0]), float(decision[1] * per[1]))
+            shares = escalation_share(budgets, dec[0], dec[1], routing=policy.routing)[:, None]
+        else:
+            shares = policy.shares(budgets)
         for mode in modes:
             label = name if mode == "streaming" else f"{name}@offline"
-            if mode == "streaming":
+            if mode == "streaming" and paper:
+                p_share = paper_share(budgets, dec[0], dec[1], float(train_acc[0]), float(train_acc[1]),
+                                      routing=policy.routing)
+                sim = simulate_paper(q, c_pol, scores, budgets, p_share, orders, dec,
+                                     large_is_better=bool(train_acc[1] > train_acc[0]), routing=policy.routing,
+                                     warmup=warmup)
+            elif mode == "streaming":
                 sim = simulate(q, c_pol, shares, budgets, orders, stream_scores=scores, u=u, routing=policy.routing,
                                warmup=warmup)
             else:
                 assert policy.reference_ is not None
                 pos = QuantileThreshold(policy.reference_[0]).positions(scores, u)
-                sim = simulate(q, c_pol, shares, budgets, orders, positions=pos, routing=policy.routing)
+                sim = simulate(q, c_pol, shares, budgets, orders, positions=pos, routing=policy.routing,
+                               last_is_large=paper)
             res.methods[label] = _result(label, budgets, sim, lo, hi)
-    if "random" in wanted or "oracle" in wanted:
+    if "random" in wanted and paper:
+        res.methods["random"] = _result("random", budgets, simulate_authors_random(q, charges, budgets, orders, (lo, hi)),
+                                        lo, hi)
+    elif "random" in wanted:
         mean_s, mean_l = train.dense([small, large]).cost[:, :, 0].mean(axis=0)
-        if "random" in wanted:
-            shares = escalation_share(budgets, mean_s, mean_l, routing=True)
-            pos = query_uniforms(v.prompt_ids, seed, salt="random-mix")
-            res.methods["random"] = _result("random", budgets, simulate(q, c, shares, budgets, orders, positions=pos,
-                                                                         routing=True), lo, hi)
-        if "oracle" in wanted:
-            fixed = (q[:, 1] > q[:, 0])[:, None]
-            res.methods["oracle"] = _result("oracle", budgets, simulate(q, c, np.zeros((len(budgets), 1)), budgets,
-                                                                         orders, fixed=fixed), lo, hi)
+        shares = escalation_share(budgets, mean_s, mean_l, routing=True)
+        pos = query_uniforms(v.prompt_ids, seed, salt="random-mix")
+        res.methods["random"] = _result("random", budgets, simulate(q, c, shares, budgets, orders, positions=pos,
+                                                                     routing=True), lo, hi)
+    if "oracle" in wanted:
+        fixed = (q[:, 1] > q[:, 0])[:, None]
+        res.methods["oracle"] = _result("oracle", budgets, simulate(q, charges, np.zeros((len(budgets), 1)), budgets,
+                                                                     orders, fixed=fixed), lo, hi)
     res.methods = {m: res.methods[m] for m in METHODS if m in res.methods}
     return res
 
 
 def evaluate_chain(train: OutcomeTable, test: OutcomeTable, models: Sequence[str], *, signal: str = "recorded",
-                   n_budgets: int = 100, n_orders: int = 3, seed: int = 0) -> CascadeResult:
+                   n_budgets: int = 100, n_orders: int = 3, seed: int = 0, protocol: str = "paper") -> CascadeResult:
     """An n-tier confidence cascade (offline per-stage shares searched on ``train``) against bounds.
 
-    Compared on the same budgets (c_1 to the sum of the chain's mean test costs) with: the oracle
-    chain (a model escalates exactly when it is wrong and a later one is right), the two-tier
-    confidence cascade from the first to the last model (offline), and a random mixture of those two.
+    Compared on the same budgets with: the oracle chain (a model escalates exactly when it is wrong
+    and a later one is right) and the two-tier confidence cascade from the first to the last model
+    (offline). Budgets: ``paper``, from the first to the last model's mean test cost (the last
+    budget given the last model's accuracy, as the paper's protocol does for pairs); ``extended``,
+    from c_1 to the sum of the chain's mean test costs. Costs are recorded dollars.
     """
+    if protocol not in PROTOCOLS:
+        raise PolicyError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     models = list(models)
     replay = Replay(test.dense(models))
     v = replay.view
@@ -321,13 +476,17 @@ def evaluate_chain(train: OutcomeTable, test: OutcomeTable, models: Sequence[str
     if not (np.isfinite(q).all() and np.isfinite(c).all()):
         raise PolicyError(f"every chain model needs outcomes on every test prompt of {test.tasks()}")
     n = len(v.prompt_ids)
-    lo, hi = float(c[:, 0].mean()), float(c.mean(axis=0).sum())
+    paper = protocol == "paper"
+    if paper:
+        lo, hi = float(c[:, 0].mean()), float(c[:, -1].mean())
+    else:
+        lo, hi = float(c[:, 0].mean()), float(c.mean(axis=0).sum())
     budgets = np.linspace(lo, hi, n_budgets)
     orders = stream_orders(n, n_orders, seed)
     res = CascadeResult(test.tasks()[0] if len(test.tasks()) == 1 else "+".join(test.tasks()), tuple(models),
                         int(train.frame["prompt_id"].nunique()), n,
                         {m: float(q[:, j].mean()) for j, m in enumerate(models)},
-                        {m: float(c[:, j].mean()) for j, m in enumerate(models)}, budgets)
+                        {m: float(c[:, j].mean()) for j, m in enumerate(models)}, budgets, protocol=protocol)
     chain = ConfidenceCascade(models, signal=signal, seed=seed).fit(train)
     assert chain.reference_ is not None
     queries = replay.queries()
@@ -335,7 +494,7 @@ def evaluate_chain(train: OutcomeTable, test: OutcomeTable, models: Sequence[str
         chain._stage_scores(k, queries, replay.call(m, queries)), tie_uniforms(v.prompt_ids, m, seed))
         for k, m in enumerate(models[:-1])], axis=1)
     res.methods["chain@offline"] = _result("chain@offline", budgets, simulate(
-        q, c, chain.shares(budgets), budgets, orders, positions=pos), lo, hi)
+        q, c, chain.shares(budgets), budgets, orders, positions=pos, last_is_large=paper), lo, hi)
     later_right = np.maximum.accumulate(q[:, ::-1], axis=1)[:, ::-1]  # best quality from stage k on
     fixed = q[:, :-1] < later_right[:, 1:]
     res.methods["oracle"] = _result("oracle", budgets, simulate(q, c, np.zeros((len(budgets), len(models) - 1)),
@@ -344,7 +503,8 @@ def evaluate_chain(train: OutcomeTable, test: OutcomeTable, models: Sequence[str
     two = ConfidenceCascade(ends, signal=signal, seed=seed).fit(train)
     assert two.reference_ is not None
     pos2 = pos[:, :1]
-    sim2 = simulate(q[:, [0, -1]], c[:, [0, -1]], two.shares(budgets), budgets, orders, positions=pos2)
+    sim2 = simulate(q[:, [0, -1]], c[:, [0, -1]], two.shares(budgets), budgets, orders, positions=pos2,
+                    last_is_large=paper)
     res.methods["two-tier@offline"] = _result("two-tier@offline", budgets, sim2, lo, hi)
     return res
 
@@ -407,13 +567,27 @@ class CascadeRun:
 def run_cascades(train: OutcomeTable, test: OutcomeTable, *, pairs: Sequence[tuple[str, str]] | None = None,
                  all_pairs: bool = False, chains: bool = False, tasks: Sequence[str] | None = None,
                  signal: str = "recorded", methods: Sequence[str] = METHODS, n_budgets: int = 100, n_orders: int = 3,
-                 warmup: int = 20, seed: int = 0, features: str | None = None,
+                 warmup: int = 20, seed: int = 0, features: str | None = None, protocol: str = "paper",
+                 cost_mode: str = "dollars", cost_ratio: float | None = None,
                  on_item: Callable[[str], None] | None = None, split_info: dict[str, Any] | None = None) -> CascadeRun:
     """Evaluate the named pairs (or every cheaper-to-dearer pair) and optionally each task's full chain.
 
     A named pair runs on every task whose data holds both models (an error if none does).
-    ``on_item`` is told each item before it runs (for a progress bar): see :func:`plan_cascades`.
+    ``protocol``: ``paper`` (the default) or ``extended`` (see the module doc). ``cost_mode``
+    (``dollars`` | ``time``) and ``cost_ratio`` (R: c_S = 1, c_L = R) price the paper protocol's
+    pairs; chains are priced in dollars. ``on_item`` is told each item before it runs (for a
+    progress bar): see :func:`plan_cascades`.
     """
+    if protocol not in PROTOCOLS:
+        raise PolicyError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if cost_mode not in COST_MODES:
+        raise PolicyError(f"cost mode must be one of {COST_MODES}, got {cost_mode!r}")
+    if protocol == "extended" and (cost_mode != "dollars" or cost_ratio is not None):
+        raise PolicyError("the extended protocol prices calls in recorded dollars; --cost-mode and --cost-ratio "
+                          "are for the paper protocol")
+    if chains and (cost_mode != "dollars" or cost_ratio is not None):
+        raise PolicyError("chains are priced in recorded dollars; leave out --chain to use --cost-mode time or "
+                          "--cost-ratio")
     plan = plan_cascades(train, test, pairs=pairs, all_pairs=all_pairs, chains=chains, tasks=tasks)
     done_pairs, done_chains = [], []
     for task, models in plan:
@@ -423,23 +597,45 @@ def run_cascades(train: OutcomeTable, test: OutcomeTable, *, pairs: Sequence[tup
         if len(models) == 2:
             done_pairs.append(evaluate_pair(tr, te, models[0], models[1], signal=signal, methods=methods,
                                             n_budgets=n_budgets, n_orders=n_orders, warmup=warmup, seed=seed,
-                                            features=features))
+                                            features=features, protocol=protocol, cost_mode=cost_mode,
+                                            cost_ratio=cost_ratio))
         else:
             done_chains.append(evaluate_chain(tr, te, models, signal=signal, n_budgets=n_budgets,
-                                              n_orders=n_orders, seed=seed))
+                                              n_orders=n_orders, seed=seed, protocol=protocol))
     from ..core.version import __version__
 
-    meta = {"callwise_version": __version__, "protocol": {
-        "budgets": n_budgets,
-        "budget_range": "mean test cost of the first model to the sum of the models' mean test costs",
-        "orders": n_orders, "score": "area under accuracy-vs-budget / budget range (AUC); AIQ over the same range",
-        "streaming": f"running quantile over the test stream, no escalation in the first {warmup} queries",
-        "offline": "quantiles of training scores (out-of-fold for learned scores)",
-        "guard": ("escalations in stream order while their recorded cost fits in budget x N; "
-                  "stop at the first that does not"),
-        "baselines": list(BASELINES)},
-        "signal": signal, "seed": seed, "split": split_info or {},
-        "data": {k: v for k, v in train.meta.items() if k != "dropped_prompts"}}
+    if protocol == "paper":
+        costs = (f"fixed ratio c_S = 1, c_L = {cost_ratio:g}" if cost_ratio is not None else
+                 "mean recorded latency (s)" if cost_mode == "time" else "recorded dollars")
+        described = {
+            "name": "paper", "budgets": n_budgets, "costs": costs,
+            "budget_range": "mean test cost of the small model to that of the large (c_S to c_L); chains: "
+                            "the first model's to the last's",
+            "decision_costs": "mean training costs (the branches and the escalation share)",
+            "orders": n_orders, "last_point": "every method but the oracle is given the large model's accuracy",
+            "score": "area under accuracy-vs-budget / (c_L - c_S) (AUC); AIQ over the same range",
+            "streaming": (f"the authors' three branches: S when only S is affordable for the rest; L directly when "
+                          f"the budget left covers L for every query left (and L is better on training data); "
+                          f"else S, escalating below the running quantile of the scores seen once more than "
+                          f"{warmup} are seen, if the budget left covers L"),
+            "offline": "quantiles of training scores (out-of-fold for learned scores) under the budget guard",
+            "random": "the authors' mix: in each stream order the first share of queries to S, the rest to L",
+            "unaffordable": "a query nothing is affordable for scores 0 (the authors: a random label)",
+            "baselines": list(BASELINES)}
+    else:
+        described = {
+            "name": "extended", "budgets": n_budgets, "costs": "recorded dollars",
+            "budget_range": "mean test cost of the first model to the sum of the models' mean test costs",
+            "orders": n_orders, "score": "area under accuracy-vs-budget / budget range (AUC); AIQ over the same range",
+            "streaming": f"running quantile over the test stream, no escalation in the first {warmup} queries",
+            "offline": "quantiles of training scores (out-of-fold for learned scores)",
+            "guard": ("escalations in stream order while their recorded cost fits in budget x N; "
+                      "stop at the first that does not"),
+            "random": "each query to L when a seeded uniform is below the routing share, under the guard",
+            "baselines": list(EXTENDED_BASELINES)}
+    meta = {"callwise_version": __version__, "protocol": described,
+            "signal": signal, "seed": seed, "split": split_info or {},
+            "data": {k: v for k, v in train.meta.items() if k != "dropped_prompts"}}
     return CascadeRun(meta, done_pairs, done_chains)
 
 

@@ -252,3 +252,96 @@ def search_chain_shares(positions: np.ndarray, quality: np.ndarray, cost: np.nda
     pick = np.where(k >= 0, champion[np.maximum(k, 0)], 0)  # combination 0 = all shares 0
     idx = np.stack(np.unravel_index(pick, (g,) * stages), axis=1)
     return levels[idx]
+
+
+#: What each query of a three-branch stream did (:func:`paper_stream`).
+UNAFFORDABLE, SMALL, ESCALATED, LARGE_ONLY = -1, 0, 1, 2
+
+
+@dataclass(frozen=True)
+class PaperStream:
+    """The decisions of :func:`paper_stream`: (budgets x queries) outcomes in stream order, and the spend."""
+
+    outcome: np.ndarray  # UNAFFORDABLE | SMALL | ESCALATED | LARGE_ONLY
+    spent: np.ndarray  # (budgets,) dollars (or seconds) charged
+
+
+def paper_stream(scores: np.ndarray, budgets: np.ndarray, shares: np.ndarray, decision_cost: tuple[float, float],
+                 small_cost: np.ndarray, large_cost: np.ndarray, *, large_is_better: bool = True,
+                 routing: bool = False, warmup: int = 20) -> PaperStream:
+    """The authors' streaming rule (``make_cascade`` / ``make_hybrid`` in guillemram97/margin_llms), every budget at once.
+
+    With R the budget left (b·N at the start) and n the queries left, each query in stream order:
+
+    1. R < c_S: nothing is affordable (UNAFFORDABLE: the authors score a random label);
+    2. R − n·c_S <= 0: only S is affordable from here on: S (SMALL);
+    3. R − n·c_L >= 0 and L is the better model: L directly, without S (LARGE_ONLY);
+    4. otherwise the query's score joins the seen scores and, once more than ``warmup`` are seen,
+       T is their running p-quantile (the element at rank ⌊len·p⌋ of the sorted scores, +∞ past the
+       end). A cascade calls S and escalates when score < T and R (after S) still covers c_L
+       (ESCALATED); a router (``routing``) calls only L when score <= T and R > c_L, else only S.
+
+    Scores seen are those of branches 2 and 4 (branch 3 makes no S call). ``decision_cost`` (c_S,
+    c_L) are the costs the branches compare (the authors' fixed per-model costs); ``small_cost`` /
+    ``large_cost`` (N,) are what each call is charged (the same constants in the paper's fixed-cost
+    setups; per-query times or dollars otherwise). ``shares`` (budgets,) is p per budget. One
+    Python step per query, vectorised over budgets; the running rank is a matrix-vector product.
+    """
+    s = _check_scores(scores, "stream scores")
+    b = np.asarray(budgets, dtype=float)
+    p = np.asarray(shares, dtype=float).reshape(len(b))
+    cs, cl = np.asarray(small_cost, dtype=float), np.asarray(large_cost, dtype=float)
+    c1, c2 = float(decision_cost[0]), float(decision_cost[1])
+    n = len(s)
+    if cs.shape != (n,) or cl.shape != (n,):
+        raise ThresholdError(f"per-query costs must have the stream's length {n}, got {cs.shape} and {cl.shape}")
+    remaining = b * n
+    outcome = np.full((len(b), n), UNAFFORDABLE, dtype=np.int8)
+    seen = np.zeros((len(b), n), dtype=np.float32)  # which queries' scores joined the seen scores, per budget
+    n_seen = np.zeros(len(b))
+    for i in range(n):
+        left = n - i
+        afford = remaining >= c1
+        only_small = afford & (remaining - left * c1 <= 0)
+        large_only = afford & ~only_small & (remaining - left * c2 >= 0) & bool(large_is_better)
+        normal = afford & ~only_small & ~large_only
+        joins = only_small | normal
+        seen[:, i] = joins
+        n_seen += joins
+        k = np.trunc(n_seen * p)  # int(len(aux) * p)
+        before = seen[:, :i]
+        if routing:  # score <= aux[k]  <=>  #(seen < score) <= k
+            rank = before @ (s[:i] < s[i]).astype(np.float32)
+        else:  # score < aux[k]  <=>  #(seen <= score, itself included) <= k
+            rank = before @ (s[:i] <= s[i]).astype(np.float32) + 1.0
+        ready = (n_seen > warmup) & (rank <= k)
+        outcome[only_small, i] = SMALL
+        outcome[large_only, i] = LARGE_ONLY
+        remaining = remaining - np.where(only_small, cs[i], 0.0) - np.where(large_only, cl[i], 0.0)
+        if routing:
+            go = normal & ready & (remaining - c2 > 0)
+            outcome[normal & ~go, i] = SMALL
+            outcome[go, i] = ESCALATED
+            remaining = remaining - np.where(go, cl[i], np.where(normal, cs[i], 0.0))
+        else:
+            remaining = remaining - np.where(normal, cs[i], 0.0)
+            go = normal & ready & (remaining - c2 >= 0)
+            outcome[normal & ~go, i] = SMALL
+            outcome[go, i] = ESCALATED
+            remaining = remaining - np.where(go, cl[i], 0.0)
+    return PaperStream(outcome, b * n - remaining)
+
+
+def paper_share(budget: float | np.ndarray, small_cost: float, large_cost: float, small_accuracy: float,
+                large_accuracy: float, *, routing: bool = False) -> np.ndarray:
+    """The authors' escalation share (``return_p`` / ``return_p_sakota``): min((b − c_S)/c_L, 1) for a cascade,
+    min((b − c_S)/(c_L − c_S), 1) for a router; when L is not better or not dearer, min((1 − acc_S)/2, 0.6).
+
+    Clipped at 0 below c_S (the authors' budgets never go there; a negative share would index
+    their sorted scores from the end).
+    """
+    b = np.asarray(budget, dtype=float)
+    c1, c2 = float(small_cost), float(large_cost)
+    if large_accuracy > small_accuracy and c1 < c2:
+        return np.clip((b - c1) / ((c2 - c1) if routing else c2), 0.0, 1.0)
+    return np.full_like(b, min((1.0 - small_accuracy) / 2, 0.6))
