@@ -72,7 +72,7 @@ def test_confidence_cascade_keeps_the_budget(constant_split, mode, frac):
     """The guard is exact when the cost of a call is known before it is made (constant prices here);
     with per-query costs the protocol's simulation, which reads the recorded costs, is exact instead."""
     train, test = constant_split
-    p = ConfidenceCascade(["small", "large"], mode=mode, warmup=5).fit(train)
+    p = ConfidenceCascade(["small", "large"], mode=mode, warmup=5, stream_rule="guarded").fit(train)
     rep = Replay(test)
     qs = rep.queries()
     c_s, c_l = test.dense(["small", "large"]).cost[:, :, 0].mean(axis=0)
@@ -91,7 +91,7 @@ def test_at_the_small_models_cost_the_cascade_is_the_small_model(constant_split)
     rep = Replay(test)
     v = test.dense(["small", "large"])
     for mode in ("offline", "streaming"):
-        p = ConfidenceCascade(["small", "large"], mode=mode, budget=float(v.cost[0, 0, 0])).fit(train)
+        p = ConfidenceCascade(["small", "large"], mode=mode, budget=float(v.cost[0, 0, 0]), stream_rule="guarded").fit(train)
         d = p.decide(rep.queries(), rep)
         np.testing.assert_array_equal(d.quality, v.quality[:, 0, 0])
         assert d.calls[:, d.models.index("large")].sum() == 0
@@ -105,7 +105,7 @@ def test_policy_decisions_equal_the_vectorised_protocol_with_constant_costs(cons
     q, c = v.quality[:, [small, large], 0], v.cost[:, [small, large], 0]
     identity = np.arange(len(v.prompt_ids))[None, :]
     for mode in ("offline", "streaming"):
-        p = ConfidenceCascade(["small", "large"], mode=mode, warmup=7, cost_model="mean").fit(train)
+        p = ConfidenceCascade(["small", "large"], mode=mode, warmup=7, cost_model="mean", stream_rule="guarded").fit(train)
         budgets = np.linspace(c[0, 0], c[0, 0] + c[0, 1], 9)
         shares = p.shares(budgets)
         conf = v.confidence[:, small, 0]
@@ -320,6 +320,29 @@ def test_cascade_command_writes_results_and_plots(data_file, tmp_path):
     assert {"auc", "aiq", "cost", "max_spend_ratio"} <= set(pair["methods"]["confidence"])
     assert (out / "summary.png").stat().st_size > 1000
     assert len(list((out / "curves").glob("*.png"))) == 4
+    # the paper's protocol by default: budgets from c_S to c_L, the last one L's accuracy for every method
+    assert res["meta"]["protocol"]["name"] == "paper" and pair["protocol"] == "paper"
+    c_s, c_l = (pair["model_cost"][m] for m in pair["models"])
+    assert pair["budgets"][0] == pytest.approx(c_s) and pair["budgets"][-1] == pytest.approx(c_l)
+    acc_l = pair["model_accuracy"][pair["models"][1]]
+    assert all(m["accuracy"][-1] == pytest.approx(acc_l) for k, m in pair["methods"].items() if k != "oracle")
+
+
+def test_cascade_command_extended_range_and_fixed_cost_ratio(data_file, tmp_path):
+    out = tmp_path / "ext"
+    r = runner.invoke(app, ["cascade", str(data_file), "--small", "small", "--large", "large", "--task", "a",
+                            "--range", "extended", "--budgets", "10", "--warmup", "5", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    pair = json.loads((out / "results.json").read_text())["pairs"][0]
+    c_s, c_l = (pair["model_cost"][m] for m in pair["models"])
+    assert pair["protocol"] == "extended" and pair["budgets"][-1] == pytest.approx(c_s + c_l)
+    out = tmp_path / "ratio"
+    r = runner.invoke(app, ["cascade", str(data_file), "--small", "small", "--large", "large", "--task", "a",
+                            "--cost-ratio", "1:25", "--budgets", "10", "--warmup", "5", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    assert res["pairs"][0]["budgets"][0] == 1.0 and res["pairs"][0]["budgets"][-1] == 25.0
+    assert res["meta"]["protocol"]["costs"] == "fixed ratio c_S = 1, c_L = 25"
 
 
 def test_cascade_command_one_pair_with_a_test_file(data_file, tmp_path):
@@ -341,6 +364,14 @@ def test_cascade_command_one_pair_with_a_test_file(data_file, tmp_path):
     (["--all-pairs", "--signal", "margin"], "--signal must be 'recorded' or 'agreement'"),
     (["--all-pairs", "--method", "magic"], "unknown cascade method 'magic'"),
     ([], "name a pair"),
+    (["--all-pairs", "--range", "wide"], "--range must be one of ['paper', 'extended'], got 'wide'"),
+    (["--all-pairs", "--cost-ratio", "10:1"], "--cost-ratio must read 1:R with a number R > 1 (e.g. 1:10), got '10:1'"),
+    (["--all-pairs", "--cost-ratio", "1:x"], "--cost-ratio must read 1:R"),
+    (["--all-pairs", "--cost-ratio", "1:1"], "--cost-ratio must read 1:R"),
+    (["--all-pairs", "--cost-mode", "tokens"], "cost mode must be one of ('dollars', 'time')"),
+    (["--all-pairs", "--cost-mode", "time"], "cost mode 'time' needs recorded latencies"),
+    (["--all-pairs", "--chain", "--cost-ratio", "1:10"], "chains are priced in recorded dollars"),
+    (["--all-pairs", "--range", "extended", "--cost-ratio", "1:10"], "the extended protocol prices calls in"),
 ])
 def test_cascade_command_errors_exit_non_zero_and_write_nothing(data_file, tmp_path, args, message):
     out = tmp_path / "out"

@@ -202,3 +202,52 @@ def test_the_paper_protocol_equals_plots_py(ratio):
     assert got.methods["confidence"].auc == pytest.approx(sk_auc(x, mine) / (cost2 - cost1), abs=1e-12)
     assert got.methods["random"].auc == pytest.approx(sk_auc(x, rdn) / (cost2 - cost1), abs=1e-12)
     np.testing.assert_array_equal(got.budgets, x)
+
+
+# -- the policy (live and offline) follows the same three branches -------------------------------------
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_a_streaming_policy_decides_as_the_authors_stream(routing):
+    """ConfidenceCascade / TwoTierRouter with mode='streaming' (stream_rule='paper', the default), one
+    query at a time on a backend, make exactly the calls of the authors' loop over the same stream."""
+    from callwise import Replay
+    from callwise.cascades import ConfidenceCascade, TwoTierRouter
+    from callwise.cascades.thresholds import _GUARD_RTOL
+    from callwise.core.split import split_outcomes
+
+    train, test, _ = split_outcomes(margin_table(n=200, seed=5))
+    cls = TwoTierRouter if routing else ConfidenceCascade
+    pol = cls(["small", "large"], mode="streaming", warmup=20).fit(train)
+    rep = Replay(test)
+    v = rep.view
+    qs = rep.queries()
+    c1, c2 = pol.cost_
+    acc = pol.calibration_data_["quality"].mean(axis=0)
+    scores = pol._stage_scores(0, qs, None if routing else rep.call("small", qs))
+    budgets = np.linspace(c1, c2, 9)[1:-1]
+    small, large = v.models.index("small"), v.models.index("large")
+    want = paper_stream(scores, budgets, paper_share(budgets, c1, c2, acc[0], acc[1], routing=routing), (c1, c2),
+                        v.cost[:, small, 0], v.cost[:, large, 0], large_is_better=acc[1] > acc[0], routing=routing,
+                        warmup=20, afford_rtol=_GUARD_RTOL)
+    for k, b in enumerate(budgets):
+        d = pol.with_params(budget=float(b)).decide(qs, rep)
+        out = want.outcome[k]
+        np.testing.assert_array_equal(d.calls[:, small], (out == SMALL) | ((out == ESCALATED) & (not routing)))
+        np.testing.assert_array_equal(d.calls[:, large], (out == ESCALATED) | (out == LARGE_ONLY))
+        assert d.cost.sum() == pytest.approx(want.spent[k], rel=1e-12)
+    assert (want.outcome == LARGE_ONLY).any() and (want.outcome == ESCALATED).any()
+
+
+def test_at_the_small_models_cost_the_paper_stream_answers_every_query_with_the_small_model():
+    from callwise import Replay
+    from callwise.cascades import ConfidenceCascade
+    from callwise.core.split import split_outcomes
+
+    train, test, _ = split_outcomes(margin_table(n=200, seed=5))
+    pol = ConfidenceCascade(["small", "large"], mode="streaming").fit(train)
+    rep = Replay(test)
+    d = pol.with_params(budget=float(pol.cost_[0])).decide(rep.queries(), rep)
+    # the budget is the training mean cost of S: the stream answers with S while it is affordable
+    answered = d.chosen >= 0
+    assert (d.calls[answered, d.models.index("large")] == 0).all()
+    assert d.cost.sum() <= float(pol.cost_[0]) * len(d) * (1 + 1e-9) + d.cost.max()

@@ -23,6 +23,7 @@ in order while their (expected) cost fits, and stop at the first that does not.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -38,16 +39,20 @@ from ..core.outcomes import DenseView, OutcomeTable
 from ..core.policy import Decisions, Policy, register, single_call_decisions
 from .signals import SignalError, make_signal
 from .thresholds import (
+    _GUARD_RTOL,
     QuantileThreshold,
     ThresholdError,
     candidates,
     escalation_share,
     guard,
+    paper_share,
     running_positions,
     search_chain_shares,
 )
 
 MODES = ("offline", "streaming")
+#: How a streaming two-tier policy decides: the authors' three branches, or callwise's guarded rule.
+STREAM_RULES = ("paper", "guarded")
 #: Mean costs within this relative distance count as one price (they differ by token counts only):
 #: a chain may list such models in either order, and ``callwise cascade`` puts the weaker first.
 SAME_PRICE = 0.10
@@ -70,6 +75,14 @@ class Escalation(Policy):
     - ``budget``: dollars per query (the knob). The guard keeps a batch's spend within budget·N.
     - ``mode``: ``offline`` (thresholds from training quantiles) or ``streaming`` (running
       quantiles over the batch in order, nothing escalated during the first ``warmup`` queries).
+    - ``stream_rule`` (streaming, two tiers): ``paper``, the authors' three branches (S when only
+      S is affordable for the rest; L directly, without S, when the budget left covers L for every
+      query left and L was better on training data; else S, escalating below the running quantile
+      of the scores seen once more than ``warmup`` are seen), deciding one query at a time; or
+      ``guarded``, callwise's rule (every query calls S, escalations under the budget guard, which
+      never lets the batch's spend pass budget·N). The paper's rule compares mean training costs,
+      so with costs that vary by query it can overspend a little or leave the last queries of a
+      stream unanswered (no call, quality 0) when the budget runs out.
     - ``seed``: fixes the uniform draws that split ties between equal scores.
     - ``cost_model``: how the guard predicts the cost of a call it has not made yet: ``length``
       (per-model linear in the prompt's length, fitted on training costs) or ``mean``.
@@ -90,13 +103,14 @@ class Escalation(Policy):
     calibration_data_: dict[str, np.ndarray] | None = None
 
     def __init__(self, models: Sequence[str] | None = None, budget: float | None = None, mode: str = "offline",
-                 warmup: int = 20, seed: int = 0, cost_model: str = "length") -> None:
+                 warmup: int = 20, seed: int = 0, cost_model: str = "length", *, stream_rule: str = "paper") -> None:
         self.models = list(models) if models is not None else None
         self.budget = budget
         self.mode = mode
         self.warmup = warmup
         self.seed = seed
         self.cost_model = cost_model
+        self.stream_rule = stream_rule
 
     # -- what a family defines -------------------------------------------------------------------
     def _fit_scores(self, view: DenseView) -> np.ndarray:
@@ -113,6 +127,8 @@ class Escalation(Policy):
             raise PolicyError(f"{self.name} cost_model must be 'length' or 'mean', got {self.cost_model!r}")
         if self.mode not in MODES:
             raise PolicyError(f"{self.name} mode must be one of {MODES}, got {self.mode!r}")
+        if self.stream_rule not in STREAM_RULES:
+            raise PolicyError(f"{self.name} stream_rule must be one of {STREAM_RULES}, got {self.stream_rule!r}")
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, (int, np.integer)) or self.warmup < 0:
             raise PolicyError(f"{self.name} warmup must be a whole number of queries >= 0, got {self.warmup!r}")
         if self.budget is not None:
@@ -229,6 +245,8 @@ class Escalation(Policy):
         missing = [m for m in models if m not in backend.models]
         if missing:
             raise PolicyError(f"{self.name} models {missing} are not available; the backend has {list(backend.models)}")
+        if self.mode == "streaming" and self.stream_rule == "paper" and getattr(self, "_ledger", None) is None:
+            return self._decide_paper_stream(queries, backend)
         shares = self.shares(float(self.budget))[0]
         n = len(queries)
         if self.routing:
@@ -292,6 +310,83 @@ class Escalation(Policy):
     def _stage_calls(self, n_models: int) -> np.ndarray:
         """Calls per query to each stage's model (costs, budgets and the guard count them all)."""
         return np.ones(n_models, dtype=np.int64)
+
+    def _decide_paper_stream(self, queries: Queries, backend: Backend) -> Decisions:
+        """The authors' three branches over the batch as a stream, one query at a time (two tiers).
+
+        What :func:`~callwise.cascades.thresholds.paper_stream` computes offline for every budget:
+        the branches compare mean training costs (``cost_``), the spend is charged what each call
+        cost, and L counts as better when its training accuracy is higher.
+        """
+        assert self.models_ is not None and self.cost_ is not None and self.calibration_data_ is not None
+        small, large = self.models_
+        c1, c2 = float(self.cost_[0]), float(self.cost_[1])
+        acc = np.asarray(self.calibration_data_["quality"], dtype=float).mean(axis=0)
+        better = bool(acc[1] > acc[0])
+        p = float(paper_share(float(self.budget), c1, c2, float(acc[0]), float(acc[1]), routing=self.routing))  # type: ignore[arg-type]
+        per = self._stage_calls(2)
+        n = len(queries)
+        col = [backend.models.index(m) for m in self.models_]
+        calls = np.zeros((n, len(backend.models)), dtype=np.int64)
+        cost, quality = np.zeros(n), np.zeros(n)
+        chosen = np.full(n, -1, dtype=np.int64)
+        answers = np.full(n, None, dtype=object)
+        route_scores = self._stage_scores(0, queries, None) if self.routing else None
+        seen: list[float] = []  # sorted scores of the queries that went through S's branches
+        remaining = float(self.budget) * n  # type: ignore[arg-type]
+        # the one difference from the authors' comparisons: a budget equal to the spend still affords
+        # the last call (rounding would otherwise leave it unanswered), as paper_stream(afford_rtol=...)
+        tol = _GUARD_RTOL * abs(remaining)
+
+        def answer(i: int, stage: int, c: Calls) -> None:
+            nonlocal remaining
+            cost[i] += float(c.cost[0])
+            remaining -= float(c.cost[0])
+            quality[i] = float(c.quality[0])
+            chosen[i] = col[stage]
+            calls[i, col[stage]] = per[stage]
+            if c.answers is not None:
+                answers[i] = _first_sample(c.answers)[0]  # type: ignore[index]
+
+        for i in range(n):
+            left = n - i
+            one = queries.take(np.array([i]))
+            if remaining < c1 - tol:
+                continue  # nothing is affordable: no call, no answer
+            if remaining - left * c1 <= 0:  # only S from here on
+                first = self._call(backend, small, one, int(per[0]))
+                score = route_scores[i] if route_scores is not None else self._stage_scores(0, one, first)[0]
+                bisect.insort(seen, float(score))
+                answer(i, 0, first)
+                continue
+            if remaining - left * c2 >= 0 and better:  # the budget covers L for every query left
+                answer(i, 1, self._call(backend, large, one, int(per[1])))
+                continue
+            if route_scores is not None:
+                score = float(route_scores[i])
+                bisect.insort(seen, score)
+                k = int(len(seen) * p)
+                to_large = len(seen) > self.warmup and bisect.bisect_left(seen, score) <= k and remaining - c2 > 0
+                answer(i, 1 if to_large else 0, self._call(backend, large if to_large else small, one,
+                                                           int(per[1 if to_large else 0])))
+                continue
+            first = self._call(backend, small, one, int(per[0]))
+            score = float(self._stage_scores(0, one, first)[0])
+            bisect.insort(seen, score)
+            answer(i, 0, first)
+            k = int(len(seen) * p)
+            if len(seen) > self.warmup and bisect.bisect_right(seen, score) <= k and remaining - c2 >= 0:
+                second = self._call(backend, large, one, int(per[1]))
+                cost[i] += float(second.cost[0])
+                remaining -= float(second.cost[0])
+                quality[i] = float(second.quality[0])
+                chosen[i] = col[1]
+                calls[i, col[1]] = per[1]
+                if second.answers is not None:
+                    answers[i] = _first_sample(second.answers)[0]  # type: ignore[index]
+        has_answers = any(a is not None for a in answers)
+        return Decisions(queries.ids, tuple(backend.models), calls, cost, quality, chosen,
+                         answers if has_answers else None, None)
 
     def _decide_routing(self, queries: Queries, backend: Backend, share: float) -> Decisions:
         assert self.models_ is not None and self.costs_ is not None
@@ -360,8 +455,9 @@ class ConfidenceCascade(Escalation):
 
     def __init__(self, models: Sequence[str] | None = None, budget: float | None = None, mode: str = "offline",
                  warmup: int = 20, seed: int = 0, cost_model: str = "length", signal: str = "recorded",
-                 signal_options: dict[str, Any] | None = None, samples: int = 1) -> None:
-        super().__init__(models, budget, mode, warmup, seed, cost_model)
+                 signal_options: dict[str, Any] | None = None, samples: int = 1, *,
+                 stream_rule: str = "paper") -> None:
+        super().__init__(models, budget, mode, warmup, seed, cost_model, stream_rule=stream_rule)
         self.signal = signal
         self.signal_options = dict(signal_options or {})
         self.samples = samples

@@ -143,8 +143,9 @@ class _Learned(Escalation):
 
     def __init__(self, models: Sequence[str] | None = None, budget: float | None = None, mode: str = "offline",
                  warmup: int = 20, seed: int = 0, cost_model: str = "length",
-                 features: str | dict[str, Any] | None = None, alpha: float = 1.0) -> None:
-        super().__init__(models, budget, mode, warmup, seed, cost_model)
+                 features: str | dict[str, Any] | None = None, alpha: float = 1.0, *,
+                 stream_rule: str = "paper") -> None:
+        super().__init__(models, budget, mode, warmup, seed, cost_model, stream_rule=stream_rule)
         self.features = features
         self.alpha = alpha
 
@@ -220,8 +221,8 @@ class TwoTierRouter(_Learned):
     def __init__(self, models: Sequence[str] | None = None, budget: float | None = None, mode: str = "offline",
                  warmup: int = 20, seed: int = 0, cost_model: str = "length",
                  features: str | dict[str, Any] | None = None, alpha: float = 1.0, target: str = "adequate",
-                 tolerance: float = 0.0) -> None:
-        super().__init__(models, budget, mode, warmup, seed, cost_model, features, alpha)
+                 tolerance: float = 0.0, *, stream_rule: str = "paper") -> None:
+        super().__init__(models, budget, mode, warmup, seed, cost_model, features, alpha, stream_rule=stream_rule)
         self.target = target
         self.tolerance = tolerance
 

@@ -589,11 +589,18 @@ def run_cascades(train: OutcomeTable, test: OutcomeTable, *, pairs: Sequence[tup
         raise PolicyError("chains are priced in recorded dollars; leave out --chain to use --cost-mode time or "
                           "--cost-ratio")
     plan = plan_cascades(train, test, pairs=pairs, all_pairs=all_pairs, chains=chains, tasks=tasks)
-    done_pairs, done_chains = [], []
+    named = {tuple(p) for p in pairs or []}
+    done_pairs, done_chains, skipped = [], [], []
     for task, models in plan:
         if on_item:
             on_item(f"{task}: {' -> '.join(models)}")
         tr, te = train.for_task(task), test.for_task(task)
+        if len(models) == 2 and protocol == "paper" and cost_ratio is None and tuple(models) not in named:
+            unit = pair_costs(tr, te, models, cost_mode=cost_mode)[1].mean(axis=0)
+            if unit[1] <= unit[0] * (1 + SAME_PRICE):  # no budget range from c_S to c_L
+                skipped.append({"task": task, "models": list(models), "mean_costs": unit.tolist(),
+                                "why": "same price: the paper's budgets run from c_S to c_L"})
+                continue
         if len(models) == 2:
             done_pairs.append(evaluate_pair(tr, te, models[0], models[1], signal=signal, methods=methods,
                                             n_budgets=n_budgets, n_orders=n_orders, warmup=warmup, seed=seed,
@@ -633,6 +640,8 @@ def run_cascades(train: OutcomeTable, test: OutcomeTable, *, pairs: Sequence[tup
                       "stop at the first that does not"),
             "random": "each query to L when a seeded uniform is below the routing share, under the guard",
             "baselines": list(EXTENDED_BASELINES)}
+    if protocol == "paper":
+        described["skipped_pairs"] = skipped
     meta = {"callwise_version": __version__, "protocol": described,
             "signal": signal, "seed": seed, "split": split_info or {},
             "data": {k: v for k, v in train.meta.items() if k != "dropped_prompts"}}

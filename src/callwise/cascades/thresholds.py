@@ -268,7 +268,7 @@ class PaperStream:
 
 def paper_stream(scores: np.ndarray, budgets: np.ndarray, shares: np.ndarray, decision_cost: tuple[float, float],
                  small_cost: np.ndarray, large_cost: np.ndarray, *, large_is_better: bool = True,
-                 routing: bool = False, warmup: int = 20) -> PaperStream:
+                 routing: bool = False, warmup: int = 20, afford_rtol: float = 0.0) -> PaperStream:
     """The authors' streaming rule (``make_cascade`` / ``make_hybrid`` in guillemram97/margin_llms), every budget at once.
 
     With R the budget left (b·N at the start) and n the queries left, each query in stream order:
@@ -284,8 +284,11 @@ def paper_stream(scores: np.ndarray, budgets: np.ndarray, shares: np.ndarray, de
     Scores seen are those of branches 2 and 4 (branch 3 makes no S call). ``decision_cost`` (c_S,
     c_L) are the costs the branches compare (the authors' fixed per-model costs); ``small_cost`` /
     ``large_cost`` (N,) are what each call is charged (the same constants in the paper's fixed-cost
-    setups; per-query times or dollars otherwise). ``shares`` (budgets,) is p per budget. One
-    Python step per query, vectorised over budgets; the running rank is a matrix-vector product.
+    setups; per-query times or dollars otherwise). ``shares`` (budgets,) is p per budget.
+    ``afford_rtol``: with 0 (the default) every comparison is the authors' exactly, rounding
+    included (a budget of exactly c_S can leave the last query a hair short of c_S, so unanswered);
+    a relative tolerance (of b·N) lets the affordability check admit such a query. One Python step
+    per query, vectorised over budgets; the running rank is a matrix-vector product.
     """
     s = _check_scores(scores, "stream scores")
     b = np.asarray(budgets, dtype=float)
@@ -296,12 +299,13 @@ def paper_stream(scores: np.ndarray, budgets: np.ndarray, shares: np.ndarray, de
     if cs.shape != (n,) or cl.shape != (n,):
         raise ThresholdError(f"per-query costs must have the stream's length {n}, got {cs.shape} and {cl.shape}")
     remaining = b * n
+    tol = afford_rtol * np.abs(b * n)
     outcome = np.full((len(b), n), UNAFFORDABLE, dtype=np.int8)
     seen = np.zeros((len(b), n), dtype=np.float32)  # which queries' scores joined the seen scores, per budget
     n_seen = np.zeros(len(b))
     for i in range(n):
         left = n - i
-        afford = remaining >= c1
+        afford = remaining >= c1 - tol
         only_small = afford & (remaining - left * c1 <= 0)
         large_only = afford & ~only_small & (remaining - left * c2 >= 0) & bool(large_is_better)
         normal = afford & ~only_small & ~large_only
