@@ -63,12 +63,14 @@ from callwise.cascades.protocol import (
     evaluate_pair,
     pairs_by_cost,
     simulate,
+    simulate_paper,
     stream_orders,
 )
 from callwise.cascades.thresholds import (
     QuantileThreshold,
     StreamingThreshold,
     escalation_share,
+    paper_share,
 )
 from callwise.core.hashing import query_uniforms
 from callwise.core.replay import Replay
@@ -108,6 +110,8 @@ class PairInputs:
     u: np.ndarray  # tie uniforms of the small model
     mean_s: float  # mean training costs (random mixture's share)
     mean_l: float
+    acc_s: float = 0.0  # mean training accuracies (the paper's "L is better" and share fallback)
+    acc_l: float = 0.0
     scored: list[Scored] = field(default_factory=list)
     fit_s: dict[str, float] = field(default_factory=dict)  # per method: fit(train)
     score_s: dict[str, float] = field(default_factory=dict)  # per method: test scores + shares
@@ -140,7 +144,8 @@ def prepare_pair(task: str, train, test, small: str, large: str) -> PairInputs:
     budgets = np.linspace(lo, hi, N_BUDGETS)
     tv = train.dense([small, large])
     p = PairInputs(task, small, large, v.prompt_ids, q, c, lo, hi, budgets, tie_uniforms(v.prompt_ids, small, SEED),
-                   float(tv.cost[:, 0, 0].mean()), float(tv.cost[:, 1, 0].mean()))
+                   float(tv.cost[:, 0, 0].mean()), float(tv.cost[:, 1, 0].mean()),
+                   float(tv.quality[:, 0, 0].mean()), float(tv.quality[:, 1, 0].mean()))
     make = builders(small, large)
     for name in SCORED:
         t0 = time.perf_counter()
@@ -384,12 +389,30 @@ def main(argv: list[str] | None = None) -> None:
         p = prepared[j]
         tr, te = by_task_split[p.task]
         t0 = time.perf_counter()
-        ref = evaluate_pair(tr, te, p.small, p.large)
+        ref = evaluate_pair(tr, te, p.small, p.large, protocol="extended")  # what [2] replicates
         t_ref = time.perf_counter() - t0
         diff = max(abs(ref.methods[m].auc - results[j][m]) for m in ref.methods)
         print(f"  check vs evaluate_pair ({p.label}, {len(ref.methods)} methods): max |AUC difference| {diff:.3g} "
               f"({'identical' if diff == 0 else 'DIFFERENT'}); evaluate_pair end to end (fit included) "
               f"{fmt_s(t_ref)}")
+
+    # the paper's protocol: the authors' three-branch stream (one step per query, vectorised over budgets)
+    if prepared:
+        t_paper = np.zeros((repeat, len(prepared)))
+        for r in range(repeat):
+            for k, p in enumerate(prepared):
+                b = np.linspace(float(p.c[:, 0].mean()), float(p.c[:, 1].mean()), N_BUDGETS)
+                orders = stream_orders(p.n, N_ORDERS, SEED)
+                t0 = time.perf_counter()
+                for s in p.scored:
+                    share = paper_share(b, p.mean_s, p.mean_l, p.acc_s, p.acc_l, routing=s.routing)
+                    simulate_paper(p.q, p.c, s.scores, b, share, orders, (p.mean_s, p.mean_l),
+                                   large_is_better=p.acc_l > p.acc_s, routing=s.routing, warmup=WARMUP)
+                t_paper[r, k] = time.perf_counter() - t0
+        per = t_paper.min(axis=0)
+        print(f"\n  the paper's protocol (--range paper): the 4 streaming methods by the authors' three branches, "
+              f"{fmt_s(float(per.mean()))} per pair (max {fmt_s(float(per.max()))}), {fmt_s(float(per.sum()))} for all "
+              f"{len(prepared)} pairs; the largest stream has {max(p.n for p in prepared)} queries")
 
     # n-tier chains
     chains: list[ChainInputs] = []
@@ -415,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  all {len(chains)} chains: eval {fmt_s(float(cmed.sum()))}, fit {fmt_s(sum(c.fit_s for c in chains))}, "
               f"share search {fmt_s(sum(c.search_s for c in chains))}")
         ch = chains[0]
-        ref_c = evaluate_chain(by_task_split[ch.task][0], by_task_split[ch.task][1], ch.models)
+        ref_c = evaluate_chain(by_task_split[ch.task][0], by_task_split[ch.task][1], ch.models, protocol="extended")
         diff = max(abs(ref_c.methods[m].auc - chain_results[0][m]) for m in ref_c.methods)
         print(f"  check vs evaluate_chain ({ch.task}): max |AUC difference| {diff:.3g} "
               f"({'identical' if diff == 0 else 'DIFFERENT'})")

@@ -50,6 +50,20 @@ def test_open_answers_skip_surface_variants_of_the_top_token():
     assert not is_surface_variant("Paris", "Lyon")
 
 
+def test_label_margin_renormalised_over_the_labels():
+    """The paper's probability margin of a classification: a softmax over the label tokens' logits."""
+    p = chat([("A", 0.3), ("The", 0.4), ("B", 0.15), (" A", 0.05)])
+    labels = ["A", "B"]
+    want = (0.3 - 0.15) / (0.3 + 0.15)
+    assert margin(p, labels=labels, renormalise=True) == pytest.approx(want)
+    logits = np.log([0.3, 0.15])  # the same from raw label logits shifted by any constant
+    soft = np.exp(logits + 7.0) / np.exp(logits + 7.0).sum()
+    assert margin(p, labels=labels, renormalise=True) == pytest.approx(soft[0] - soft[1])
+    assert margin(p, labels=labels, space="logit", renormalise=True) == margin(p, labels=labels, space="logit")
+    assert margin(p, labels=labels) == pytest.approx(0.3 - 0.15)  # the default: the returned probabilities
+    assert Margin(labels=labels, renormalise=True).scores(logprobs=[p])[0] == pytest.approx(want)
+
+
 def test_labels_restrict_candidates_and_merge_surface_forms():
     p = chat([("The", 0.4), ("B", 0.3), (" B", 0.1), ("A", 0.15), ("C", 0.05)])
     # label tokens only; "B" and " B" are one label (the likelier form counts)
@@ -126,7 +140,7 @@ def test_sample_agreement_is_the_majority_share():
 
 def test_make_signal_by_name():
     assert make_signal("margin", space="logit").settings() == {"signal": "margin", "space": "logit", "labels": None,
-                                                               "fallback": "bound"}
+                                                               "fallback": "bound", "renormalise": False}
     with pytest.raises(SignalError, match="no signal 'entropy'"):
         make_signal("entropy")
     with pytest.raises(SignalError, match="bad settings for signal 'recorded'"):

@@ -97,8 +97,15 @@ def is_surface_variant(a: str, b: str) -> bool:
 
 
 def margin(payload: Any, *, space: Space = "prob", labels: Sequence[str] | None = None,
-           fallback: Literal["bound", "error"] = "bound") -> float:
-    """The first-token margin of one answer (see the module docstring)."""
+           fallback: Literal["bound", "error"] = "bound", renormalise: bool = False) -> float:
+    """The first-token margin of one answer (see the module docstring).
+
+    ``renormalise`` (with ``labels``, in probability space): the label probabilities are divided
+    by their sum over the returned labels (a softmax over the label tokens' logits, as the paper
+    describes the margin of a classification), so the margin no longer depends on the mass the
+    model put outside the labels. Off by default: the margin is then the difference of the
+    probabilities the API returned. In logit space it changes nothing (a shift of every logit).
+    """
     if space not in ("prob", "logit"):
         raise SignalError(f"margin space must be 'prob' or 'logit', got {space!r}")
     cands = first_token_candidates(payload)
@@ -126,6 +133,9 @@ def margin(payload: Any, *, space: Space = "prob", labels: Sequence[str] | None 
             raise SignalError("the runner-up token is not among the returned top_logprobs; request more "
                               "top_logprobs or use fallback='bound'")
         runner = min(_unreturned_bound(cands), top)
+    if renormalise and labels is not None and space == "prob":
+        mass = float(np.exp(ranked).sum()) + (float(np.exp(runner)) if len(ranked) == 1 else 0.0)
+        return float((np.exp(top) - np.exp(runner)) / mass) if mass > 0 else 0.0
     if space == "logit":
         return float(min(top - runner, MAX_LOGIT_MARGIN))
     return float(np.exp(top) - np.exp(runner))
@@ -167,15 +177,16 @@ def _ids(ids: Sequence[Any] | None, n: int) -> list[Any]:
 
 
 class Margin(Signal):
-    """First-token margin from logprob payloads (``space``, ``labels``, ``fallback``: see :func:`margin`)."""
+    """First-token margin from logprob payloads (``space``, ``labels``, ``fallback``, ``renormalise``: see :func:`margin`)."""
 
     name = "margin"
 
     def __init__(self, space: Space = "prob", labels: Sequence[str] | None = None,
-                 fallback: Literal["bound", "error"] = "bound") -> None:
+                 fallback: Literal["bound", "error"] = "bound", renormalise: bool = False) -> None:
         self.space = space
         self.labels = list(labels) if labels is not None else None
         self.fallback = fallback
+        self.renormalise = renormalise
 
     def scores(self, *, confidence: np.ndarray | None = None, logprobs: Sequence[Any] | None = None,
                answers: np.ndarray | None = None, ids: Sequence[Any] | None = None) -> np.ndarray:
@@ -186,7 +197,8 @@ class Margin(Signal):
         out = np.empty(len(logprobs))
         for i, p in enumerate(logprobs):
             try:
-                out[i] = margin(p, space=self.space, labels=self.labels, fallback=self.fallback)
+                out[i] = margin(p, space=self.space, labels=self.labels, fallback=self.fallback,
+                                renormalise=self.renormalise)
             except SignalError as e:
                 raise SignalError(f"query {names[i]!r}: {e}") from None
         return out
@@ -236,7 +248,7 @@ SIGNALS: dict[str, type[Signal]] = {c.name: c for c in (Margin, RecordedConfiden
 
 
 def make_signal(name: str, **settings: Any) -> Signal:
-    """Build a signal by name: ``margin`` (space, labels, fallback), ``recorded``, ``agreement``."""
+    """Build a signal by name: ``margin`` (space, labels, fallback, renormalise), ``recorded``, ``agreement``."""
     try:
         cls = SIGNALS[name]
     except KeyError:
