@@ -484,3 +484,20 @@ def test_per_query_shares_add_up_to_the_auc_and_give_a_difference_interval(split
     assert d == pytest.approx(r.methods["confidence"].auc - best)
     assert lo <= d <= hi and hi - lo < 0.2
     assert r.difference_ci("offline") is None  # no offline baselines were run
+
+
+def test_time_cost_mode_prices_calls_by_recorded_latency(tmp_path):
+    """--cost-mode time: the budget axis runs over mean test latencies and every call is charged its own."""
+    t = cascade_data(n=120)
+    f = t.frame.copy()
+    rng = np.random.default_rng(3)
+    f["latency"] = np.where(f["model"] == "small", 0.5, np.where(f["model"] == "mid", 1.0, 4.0)) * (0.5 + rng.random(len(f)))
+    train, test, _ = split_outcomes(OutcomeTable(f, t.meta))
+    r = evaluate_pair(train, test, "small", "large", methods=("confidence", "random"), cost_mode="time", warmup=5)
+    lat = test.dense(["small", "large"]).latency[:, :, 0]
+    assert r.budgets[0] == pytest.approx(lat[:, 0].mean()) and r.budgets[-1] == pytest.approx(lat[:, 1].mean())
+    assert r.methods["confidence"].cost[-1] == pytest.approx(lat[:, 1].mean())  # the last point: L for every query
+    dollars = evaluate_pair(train, test, "small", "large", methods=("confidence",), warmup=5)
+    assert dollars.budgets[-1] == pytest.approx(test.dense(["small", "large"]).cost[:, 1, 0].mean())
+    with pytest.raises(PolicyError, match="cost mode 'time' needs recorded latencies"):
+        evaluate_pair(*split_outcomes(t)[:2], "small", "large", methods=("confidence",), cost_mode="time")

@@ -100,6 +100,23 @@ def test_vote_ties_go_to_the_cheaper_candidate() -> None:
     assert search(t, "llmselector", start=[0]).allocation == (1,)
 
 
+def test_a_tie_on_training_quality_goes_to_the_cheaper_allocation_in_the_final_choice() -> None:
+    """The per-query vote can prefer an allocation no better on average than a cheaper one it scored
+    (issue 18: as good as the best single model at 4x its cost); the final choice then takes the cheaper."""
+    q = np.array([[0.5, 0.5, 0.5, 0.5],   # m0: cheap, mean 0.5
+                  [1.0, 1.0, 0.0, 0.0],   # m1: wins the vote (tops 2 queries), mean 0.5, four times dearer
+                  [0.0, 0.0, 0.0, 1.0]])  # m2
+    t = Table(q, np.array([1.0, 4.0, 2.0]), 3, 1)
+    r = search(t, "llmselector", start=[0])
+    assert r.allocation == (0,) and r.quality == pytest.approx(0.5) and r.cost == 1.0
+    assert r.trace[-2] == (1,) and r.trace[-1] == (0,)  # the vote's choice, then the cheaper tie
+    assert search(t, "llmselector", start=[0], final="last").allocation == (1,)  # the authors' optimizer
+    with pytest.raises(PolicyError, match="final must be one of"):
+        search(t, "llmselector", start=[0], final="best")
+    better = np.array([[0.5, 0.5, 0.5, 0.5], [1.0, 1.0, 0.25, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    assert search(Table(better, np.array([1.0, 4.0, 2.0]), 3, 1), "llmselector", start=[0]).allocation == (1,)
+
+
 def test_diagnoser_weight_changes_the_vote() -> None:
     class Diag(Table):
         def diagnose(self, allocs: np.ndarray, slot: int) -> np.ndarray:

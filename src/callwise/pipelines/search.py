@@ -182,11 +182,18 @@ def _start(M: int, L: int, rng: np.random.Generator, start: Sequence[int] | None
     return _key(rng.integers(0, M, size=L))
 
 
+#: How a sweep's final allocation is chosen: the cheapest one scored at the same training quality as
+#: the last (callwise's default), or the last one as the authors' optimizer returns it.
+FINAL_CHOICES = ("cheapest-tie", "last")
+
+
 def _sweep(method: str, ledger: Ledger, *, seed: int, start: Sequence[int] | None, max_cost: float | None,
-           patience: int | None, max_rounds: int, progress: Callable[[int, tuple[int, ...]], None] | None
-           ) -> SearchResult:
+           patience: int | None, max_rounds: int, progress: Callable[[int, tuple[int, ...]], None] | None,
+           final: str = "cheapest-tie") -> SearchResult:
     ev = ledger.evaluator
     M, L = len(ev.models), ev.n_slots
+    if final not in FINAL_CHOICES:
+        raise PolicyError(f"final must be one of {FINAL_CHOICES}, got {final!r}")
     patience = L + 1 if patience is None else patience
     if patience < 1:
         raise PolicyError(f"patience must be >= 1, got {patience}")
@@ -232,22 +239,46 @@ def _sweep(method: str, ledger: Ledger, *, seed: int, start: Sequence[int] | Non
         rounds += 1
         if progress is not None:
             progress(rounds, cur)
-    return _result(method, ledger, cur, rounds=rounds, stopped=stopped, trace=trace)
+    # with a diagnoser (alpha > 0) its verdicts broke the ties on purpose: the vote's choice stands
+    chosen = _cheapest_tie(ledger.means, cur, max_cost) if final == "cheapest-tie" and not ledger.alpha else cur
+    if chosen != cur:
+        trace.append(chosen)
+    return _result(method, ledger, chosen, rounds=rounds, stopped=stopped, trace=trace)
+
+
+def _cheapest_tie(means: Mapping[tuple[int, ...], tuple[float, float]], cur: tuple[int, ...],
+                  max_cost: float | None) -> tuple[int, ...]:
+    """The cheapest scored allocation whose training quality ties with ``cur``'s (``cur`` itself if none is cheaper).
+
+    The sweep breaks ties toward the cheaper model within a round; this carries the same rule to
+    the final choice, so the search never returns an allocation that costs more than another it
+    scored just as well (e.g. four times the best single model's cost for its quality).
+    """
+    q0, c0 = means[cur]
+    tied = [(c, k) for k, (q, c) in means.items() if abs(q - q0) <= 1e-12 and c < c0 and _affordable(c, max_cost)]
+    return min(tied, key=lambda t: t[0])[1] if tied else cur
 
 
 def llmselector(ledger: Ledger, *, seed: int = 0, start: Sequence[int] | None = None, max_cost: float | None = None,
                 patience: int | None = None, max_rounds: int = 1000,
-                progress: Callable[[int, tuple[int, ...]], None] | None = None) -> SearchResult:
-    """LLMSelector's round-robin per-query vote (see the module docstring); ``ledger.alpha`` weighs the diagnoser."""
+                progress: Callable[[int, tuple[int, ...]], None] | None = None,
+                final: str = "cheapest-tie") -> SearchResult:
+    """LLMSelector's round-robin per-query vote (see the module docstring); ``ledger.alpha`` weighs the diagnoser.
+
+    ``final``: ``cheapest-tie`` (default) returns the cheapest allocation scored at the same
+    training quality as the sweep's last one (without a diagnoser); ``last`` returns the last one,
+    as the authors' optimizer does (it knows no costs).
+    """
     return _sweep("llmselector", ledger, seed=seed, start=start, max_cost=max_cost, patience=patience,
-                  max_rounds=max_rounds, progress=progress)
+                  max_rounds=max_rounds, progress=progress, final=final)
 
 
 def coordinate_ascent(ledger: Ledger, *, seed: int = 0, start: Sequence[int] | None = None,
                       max_cost: float | None = None, patience: int | None = None, max_rounds: int = 1000,
-                      progress: Callable[[int, tuple[int, ...]], None] | None = None) -> SearchResult:
+                      progress: Callable[[int, tuple[int, ...]], None] | None = None,
+                      final: str = "cheapest-tie") -> SearchResult:
     """The same round-robin sweep, each module taking the model with the best mean training score."""
-    return _sweep("coordinate", ledger, seed=seed, start=start, max_cost=max_cost, patience=patience,
+    return _sweep("coordinate", ledger, seed=seed, start=start, max_cost=max_cost, patience=patience, final=final,
                   max_rounds=max_rounds, progress=progress)
 
 
