@@ -130,6 +130,7 @@ def bench(
     test: Optional[Path] = typer.Option(None, "--test", help="Use this file/folder as the test set (DATA is all train)"),
     policy: Optional[List[str]] = typer.Option(None, "--policy", help="Only these registered policies (repeatable)"),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for confidence intervals (0: none)"),
+    oracle: str = typer.Option("callwise", "--oracle", help="Oracle convention: callwise (an unsolved prompt goes to the cheapest model) | routerbench (it costs nothing)"),
     format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
@@ -160,7 +161,7 @@ def bench(
                       TimeElapsedColumn(), console=console, transient=True) as progress:
             bar = progress.add_task("bench", total=len(tasks))
 
-            result = run_bench(train, test_t, policies=policy, n_boot=bootstrap, seed=seed,
+            result = run_bench(train, test_t, policies=policy, n_boot=bootstrap, seed=seed, oracle=oracle,
                                      split_info=info, on_task=lambda t: (progress.update(bar, description=f"task {t}"),
                                                                          progress.advance(bar)))
     except CallwiseError as e:

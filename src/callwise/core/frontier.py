@@ -198,13 +198,31 @@ def take(values: np.ndarray, choice: np.ndarray) -> np.ndarray:
     return np.take_along_axis(values, choice[:, None], axis=1)[:, 0]
 
 
-def oracle_point(quality: np.ndarray, cost: np.ndarray) -> tuple[float, float]:
-    """(mean cost, mean quality) of the oracle over prompts x models arrays."""
-    ch = oracle_choice(quality, cost)
-    return float(take(cost, ch).mean()), float(take(quality, ch).mean())
+#: Oracle conventions: ``callwise`` (a prompt no model solves goes to the cheapest model, which it
+#: pays for) or ``routerbench`` (RouterBench's code: such a prompt is "no_model_correct" and costs 0).
+ORACLE_CONVENTIONS = ("callwise", "routerbench")
 
 
-def oracle_curve(quality: np.ndarray, cost: np.ndarray) -> Curve:
+def oracle_costs(quality: np.ndarray, cost: np.ndarray, convention: str = "callwise") -> np.ndarray:
+    """The costs the oracle sees under ``convention``: RouterBench's zeroes every prompt no model solves."""
+    if convention not in ORACLE_CONVENTIONS:
+        raise ValueError(f"unknown oracle convention {convention!r}; expected one of {ORACLE_CONVENTIONS}")
+    c = np.asarray(cost, float)
+    if convention == "callwise":
+        return c
+    q = np.asarray(quality, float)
+    unsolved = ~(np.where(_valid(q, c), q, 0.0) > 0).any(axis=1)
+    return np.where(unsolved[:, None] & np.isfinite(c), 0.0, c)
+
+
+def oracle_point(quality: np.ndarray, cost: np.ndarray, convention: str = "callwise") -> tuple[float, float]:
+    """(mean cost, mean quality) of the oracle over prompts x models arrays (``convention``: see :data:`ORACLE_CONVENTIONS`)."""
+    c = oracle_costs(quality, cost, convention)
+    ch = oracle_choice(quality, c)
+    return float(take(c, ch).mean()), float(take(quality, ch).mean())
+
+
+def oracle_curve(quality: np.ndarray, cost: np.ndarray, convention: str = "callwise") -> Curve:
     """The oracle's curve: per prompt argmax λ·q − c with the true qualities, swept over all λ >= 0.
 
     Computed exactly, not on a λ grid: each prompt's options form an upper concave staircase
@@ -212,10 +230,11 @@ def oracle_curve(quality: np.ndarray, cost: np.ndarray) -> Curve:
     per-prompt choices at a common λ is the Minkowski sum of those staircases, which is the
     segments of all prompts sorted by slope. Every router over these models lies on or below it.
     ``params`` holds λ = 1/slope at each vertex (0 at the start, where every prompt takes its
-    cheapest model, ties to higher quality).
+    cheapest model, ties to higher quality). ``convention="routerbench"``: a prompt no model
+    solves costs nothing, as in RouterBench's code (see :data:`ORACLE_CONVENTIONS`).
     """
     q = np.asarray(quality, float)
-    c = np.asarray(cost, float)
+    c = oracle_costs(q, cost, convention)
     ok = _valid(q, c)
     if not ok.any(axis=1).all():
         raise ValueError("every prompt needs at least one model with a recorded outcome")

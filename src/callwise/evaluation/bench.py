@@ -22,6 +22,7 @@ from ..core.errors import PolicyError
 from ..core.files import json_default
 from ..core.frontier import (
     NORMALISATIONS,
+    ORACLE_CONVENTIONS,
     Curve,
     aiq,
     cost_to_reach,
@@ -114,7 +115,8 @@ class TaskResult:
                 "best_single_model": self.best_model, "policies": {k: e.to_dict() for k, e in self.entries.items()}}
 
 
-def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies: dict[str, Callable]) -> tuple[dict[str, Entry], Any]:
+def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies: dict[str, Callable],
+                               oracle: str = "callwise") -> tuple[dict[str, Entry], Any]:
     view = test.dense()
     q0, c0 = view.quality[:, :, 0], view.cost[:, :, 0]
     ok = np.isfinite(q0).all(axis=0)
@@ -125,7 +127,7 @@ def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies
             e = _from_matrices(m, "single", [{"model": m}], c0[:, [j]], q0[:, [j]])
             singles.append(e)
     singles.sort(key=lambda e: e.points[0, 0])
-    oc = oracle_curve(q0, c0)
+    oc = oracle_curve(q0, c0, oracle)
     entries["oracle"] = Entry("oracle", "oracle", [], None, None, np.column_stack([oc.cost, oc.quality]), oc)
     sp = np.vstack([e.points for e in singles])
     entries["zero"] = Entry("zero", "zero", [], None, None, sp, ndch(sp[:, 0], sp[:, 1]))
@@ -154,7 +156,7 @@ def _range(point_sets) -> tuple[float, float]:
 
 
 def _bootstrap(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], n_boot: int,
-               seed: int, level: float) -> dict[str, np.ndarray]:
+               seed: int, level: float, oracle: str = "callwise") -> dict[str, np.ndarray]:
     """Per entry, (n_boot, 2) AIQs (paper, code) on stratified resamples of the task's test prompts."""
     q0, c0, single_names = truth
     P = q0.shape[0]
@@ -171,7 +173,7 @@ def _bootstrap(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, l
             pts.append(p)
         sp = np.column_stack([[means[s][0][b, 0] for s in single_names], [means[s][1][b, 0] for s in single_names]])
         curves["zero"] = ndch(sp[:, 0], sp[:, 1])
-        curves["oracle"] = oracle_curve(q0[idx], c0[idx])
+        curves["oracle"] = oracle_curve(q0[idx], c0[idx], oracle)
         pts.append(np.column_stack([curves["oracle"].cost, curves["oracle"].quality]))
         lo, hi = _range(pts)
         for n in entries:
@@ -244,8 +246,15 @@ def default_policies() -> dict[str, Callable[[OutcomeTable], Policy | None]]:
 
 def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | None = None, n_boot: int = 200,
           seed: int = 0, level: float = 0.95, split_info: dict[str, Any] | None = None,
-          on_task: Callable[[str], None] | None = None) -> BenchResult:
-    """Evaluate the fixed baselines and every registered (or named) policy per task and overall."""
+          on_task: Callable[[str], None] | None = None, oracle: str = "callwise") -> BenchResult:
+    """Evaluate the fixed baselines and every registered (or named) policy per task and overall.
+
+    ``oracle``: ``callwise`` (a prompt no model solves goes to the cheapest model) or
+    ``routerbench`` (RouterBench's code: such a prompt costs nothing); see
+    :data:`~callwise.core.frontier.ORACLE_CONVENTIONS`.
+    """
+    if oracle not in ORACLE_CONVENTIONS:
+        raise PolicyError(f"unknown oracle convention {oracle!r}; expected one of {list(ORACLE_CONVENTIONS)}")
     avail = default_policies()
     if policies is not None:
         unknown = [p for p in policies if p not in avail]
@@ -262,9 +271,10 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
         if on_task:
             on_task(task)
         tr, te = train.for_task(task), test.for_task(task)
-        entries, truth = _single_and_policy_entries(tr, te, avail if task not in missing else {})
+        entries, truth = _single_and_policy_entries(tr, te, avail if task not in missing else {}, oracle)
         rng_ = _aiqs(entries)
-        boots[task] = _bootstrap(entries, truth, n_boot, zlib.crc32(task.encode()) ^ seed, level) if n_boot else {}
+        boots[task] = (_bootstrap(entries, truth, n_boot, zlib.crc32(task.encode()) ^ seed, level, oracle)
+                       if n_boot else {})
         best = max((entries[s] for s in truth[2]), key=lambda e: (e.points[0, 1], -e.points[0, 0]))
         _targets(entries, best)
         _gap_closed(entries)
@@ -275,7 +285,7 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
         for n, e in entries.items():
             if e.cost is not None:
                 pooled.setdefault(n, []).append((e.cost, e.quality, e.params))
-    overall = _overall(test, results, boots, pooled, len(tasks), level)
+    overall = _overall(test, results, boots, pooled, len(tasks), level, oracle)
     meta = {
         "callwise_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -286,6 +296,7 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
                  "costs_estimated": bool(train.costs_estimated or test.costs_estimated)},
         "split": {**(split_info or {}), "tasks_without_train": missing},
         "seed": seed,
+        "oracle_convention": oracle,
         "aiq_normalisations": AIQ_DESCRIPTIONS,
         "aiq_shown_first": "paper",
         "bootstrap": {"resamples": n_boot, "level": level, "over": "test prompts, stratified by task"},
@@ -302,7 +313,7 @@ def _combined_fingerprint(train: OutcomeTable, test: OutcomeTable) -> str:
 
 
 def _overall(test: OutcomeTable, results: dict[str, TaskResult], boots: dict[str, dict[str, np.ndarray]],
-             pooled: dict[str, list], n_tasks: int, level: float) -> dict[str, Entry]:
+             pooled: dict[str, list], n_tasks: int, level: float, oracle: str = "callwise") -> dict[str, Entry]:
     names: list[str] = []
     for r in results.values():
         names += [n for n in r.entries if n not in names]
@@ -314,7 +325,7 @@ def _overall(test: OutcomeTable, results: dict[str, TaskResult], boots: dict[str
         fam = present[0].family
         aiqs = {norm: float(np.mean([e.aiq[norm] for e in present])) for norm in NORMALISATIONS}
         if n == "oracle":
-            curve = oracle_curve(q0, c0)
+            curve = oracle_curve(q0, c0, oracle)
             pts = np.column_stack([curve.cost, curve.quality])
         else:
             parts = pooled.get(n, [])
