@@ -13,7 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from callwise.core.frontier import aiq, ndch, oracle_costs, oracle_curve, oracle_point, quality_at_budget
+from callwise.core.frontier import (
+    aiq,
+    ndch,
+    oracle_costs,
+    oracle_curve,
+    oracle_point,
+    quality_at_budget,
+)
 
 trapz = getattr(np, "trapezoid", None) or np.trapz  # the authors' np.trapz (renamed in numpy 2)
 
