@@ -405,6 +405,8 @@ def scale(
     fpr: float = typer.Option(0.2, "--fpr", help="Filter-Vote's simulated judge: chance to keep a wrong answer"),
     ranker_accuracy: float = typer.Option(0.8, "--ranker-accuracy", help="Best-of-K's noisy ranker: chance to pick the best"),
     seed: int = typer.Option(0, "--seed", help="Seed of the Monte Carlo draws and the bootstrap"),
+    fit_grid: str = typer.Option("paper", "--fit-grid", help="K values the scaling model is fitted at: paper (2..100) | authors-code (1, 10, ..., 10000)"),
+    ties: str = typer.Option("scale", "--ties", help="A prompt whose answer ties for the mode: scale (fit m x accuracy, predict /m: the authors') | raw"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json and scale.png here"),
     format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
@@ -418,6 +420,7 @@ def scale(
         table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
         with console.status("scaling") as status:
             result = run_scale(table, model, task=task, n_few=few, k_max=k_max, reps=reps, seed=seed,
+                               fit_grid=fit_grid, ties=ties,
                                normalise=normalise, tpr=tpr, fpr=fpr, ranker_accuracy=ranker_accuracy,
                                on_step=lambda what: status.update(what))
     except CallwiseError as e:

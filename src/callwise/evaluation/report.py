@@ -329,6 +329,12 @@ def print_scale(result: "ScaleResult", console: "Console") -> None:
     console.print(t)
     if sm["predicted"]["beyond_recorded"] or sm["fitted"]["beyond_recorded"]:
         console.print(f"* best K beyond the {n} recorded samples: the empirical accuracy is taken at K={n}")
+    th = sm.get("theorem1")
+    if th:
+        for label, e in (("all samples", th["all_samples"]), (f"first {sm['few_samples']}", th["few_samples"])):
+            console.print(f"Theorem 1 from {label}: alpha {e['alpha']:.2f}, p1 {e['p1']:.2f}, p2 {e['p2']:.2f} -> "
+                          f"{e['shape']} (as stated: {e['shape_as_stated']}; closed form F(K): "
+                          f"{e['two_level_shape']}); empirical: {sm['empirical']['shape']}")
     fv, bo = sm["filter_vote"], sm["best_of_k"]
     console.print(f"filter-vote (simulated judge tpr={fv['tpr']}, fpr={fv['fpr']}): best {fv['accuracy']:.4f} at "
                   f"{fv['best_calls']} calls; best-of-{n}: perfect ranker {bo['perfect_at_n']:.4f}, ranker of "

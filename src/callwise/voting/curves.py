@@ -30,7 +30,7 @@ from ..core.frontier import boot_ci
 from ..core.outcomes import OutcomeTable
 from ..core.version import __version__
 from .engine import Samples, best_of_curve, encode, filter_vote_curve, vote_curve
-from .scaling import best_k, fit_scaling, shape
+from .scaling import FIT_GRIDS, TIE_RULES, best_k, fit_scaling, shape, theorem1_estimate
 
 #: Changes in a curve smaller than this count as flat when naming its shape.
 SHAPE_TOL = 1e-3
@@ -78,9 +78,20 @@ def _paired_ci(diff: np.ndarray, n_boot: int, seed: int, level: float) -> list[f
 def scale(table: OutcomeTable, model: str, *, task: str | None = None, n_few: int = 4, k_max: int = 1000,
           reps: int = 400, seed: int = 0, normalise: str | Callable[[Any], Any] = "text", tpr: float = 0.9,
           fpr: float = 0.2, ranker_accuracy: float = 0.8, n_boot: int = 1000, level: float = 0.95,
+          fit_grid: str = "paper", ties: str = "scale",
           on_step: Callable[[str], None] | None = None) -> ScaleResult:
-    """Empirical, resampled, fitted and predicted vote curves of one model, with the best K of each."""
+    """Empirical, resampled, fitted and predicted vote curves of one model, with the best K of each.
+
+    ``fit_grid``: the K values the per-query model is fitted at (``paper``: 2 to 100; ``authors-code``:
+    1 to 10,000, the default of the authors' code). ``ties``: ``scale`` (the authors') or ``raw``
+    (see :func:`~callwise.voting.scaling.fit_scaling`). Theorem 1's shape from (α, p1, p2), estimated
+    from all samples and from the few, is reported beside the empirical shape.
+    """
     step = on_step or (lambda _: None)
+    if fit_grid not in FIT_GRIDS:
+        raise PolicyError(f"--fit-grid must be one of {sorted(FIT_GRIDS)}, got {fit_grid!r}")
+    if ties not in TIE_RULES:
+        raise PolicyError(f"--ties must be one of {list(TIE_RULES)}, got {ties!r}")
     s, task, _ = model_samples(table, model, task, normalise)
     if k_max < 2:
         raise PolicyError(f"--k-max must be at least 2, got {k_max}")
@@ -107,10 +118,10 @@ def scale(table: OutcomeTable, model: str, *, task: str | None = None, n_few: in
     step("resampled curve (with replacement)")
     res = vote_curve(s, ks_all, draws="with-replacement", reps=max(reps // 2, 50), seed=seed + 1).mean(axis=0)
     step("fitting the per-query model on all samples")
-    fitted_model = fit_scaling(s, reps=reps, seed=seed + 2)
+    fitted_model = fit_scaling(s, fit_ks=fit_grid, reps=reps, seed=seed + 2, ties=ties)
     fitted = fitted_model.curve(ks_all)
     step(f"fitting on the first {few} samples per prompt")
-    pred_model = fit_scaling(s.head(few), reps=reps, seed=seed + 3)
+    pred_model = fit_scaling(s.head(few), fit_ks=fit_grid, reps=reps, seed=seed + 3, ties=ties)
     pred = pred_model.curve(ks_all)
     step("filter-vote and best-of-K")
     fv = filter_vote_curve(s, ks_emp, tpr=tpr, fpr=fpr, draws="without-replacement", reps=reps, seed=seed + 4)
@@ -157,6 +168,9 @@ def scale(table: OutcomeTable, model: str, *, task: str | None = None, n_few: in
                         "accuracy": float(fv.mean(axis=0).max())},
         "best_of_k": {"perfect_at_n": float(bo_perfect.mean(axis=0)[-1]),
                       "noisy_at_n": float(bo_noisy.mean(axis=0)[-1]), "ranker_accuracy": ranker_accuracy},
+        "theorem1": {"all_samples": theorem1_estimate(s), "few_samples": theorem1_estimate(s.head(few))},
+        "tied_for_the_mode": {"all_samples": fitted_model.summary()["tied_for_the_mode"],
+                              "few_samples": pred_model.summary()["tied_for_the_mode"]},
     }
     curves = {
         "empirical": {"k": ks_emp.tolist(), "accuracy": emp.tolist(), "ci_low": lo.tolist(), "ci_high": hi.tolist(),
@@ -179,7 +193,15 @@ def scale(table: OutcomeTable, model: str, *, task: str | None = None, n_few: in
             "empirical": "expected vote accuracy over K distinct recorded samples (without replacement): exact for "
                          "prompts with at most two answers, seeded Monte Carlo otherwise",
             "resampled": "vote over K draws with replacement from each prompt's recorded answers",
-            "fitted": "per-query G_easy / G_hard fitted at K in {2,5,10,20,50,100} on all samples, mean over prompts",
+            "fitted": (f"per-query G_easy / G_hard fitted at K in {{{','.join(map(str, FIT_GRIDS[fit_grid]))}}} "
+                       f"({fit_grid} grid) on all samples, mean over prompts; below the grid's first K the curve is "
+                       "extrapolated"),
+            "ties": ("scale: a prompt whose correct answer ties with m-1 others for the mode is fitted to m x its "
+                     "accuracy and predicted at 1/m of G_easy (the authors' fitscalelaws_onepoint)" if ties == "scale"
+                     else "raw: every prompt fitted to its accuracy as it is"),
+            "theorem1": ("(alpha, p1, p2) = easy share and mean per-call accuracy of easy / hard prompts; shape by "
+                         "Theorem 1 with the p1+p2 cases consistent with the closed form F(K) (shape_as_stated: the "
+                         "theorem as written; two_level_shape: F(K) itself over odd K <= 2001)"),
             "predicted": "the same model fitted on the first `few_samples` samples of each prompt",
             "filter_vote": "K calls = K/2 generations + K/2 filter calls; a simulated judge with the given tpr/fpr",
             "best_of_k": "K generations and a ranker (the ranking call is not counted in K); exact",
