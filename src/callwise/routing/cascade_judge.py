@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.backend import Backend, Queries
+from ..core.backend import Backend, KnowsTruth, Queries
 from ..core.errors import PolicyError
 from ..core.frontier import ndch, pareto_front
 from ..core.hashing import pair_uniforms
@@ -71,13 +71,18 @@ class CascadeJudge(Policy):
 
     Settings:
 
-    - ``models``: the chain, in calling order (cheapest first). None: ``fit`` takes the models on
-      the non-decreasing convex hull of the training (mean cost, mean quality) points, by cost.
+    - ``models``: the chain, in calling order (cheapest first). None: ``fit`` builds it by
+      ``chain``: ``hull`` (default) takes the models on the non-decreasing convex hull of the
+      training (mean cost, mean quality) points, by cost; ``all`` takes every model by mean training
+      cost, as the paper's cascade orders all models by unit price.
     - ``epsilon``: probability that the judge's verdict (accept / reject) is wrong.
     - ``tau``: accept when quality >= tau. None: ``fit`` sets it to the ``tau_quantile``-quantile
       of all training qualities (0.95 in the paper).
     - ``max_cost``: per-query cap in dollars (None: none). Before each call after the first, the
-      query stops if its spend so far plus the next model's mean training cost exceeds the cap.
+      query stops if its spend so far plus the next call's cost exceeds the cap: by ``cap_cost``,
+      ``expected`` (default: the next model's mean training cost, what a live system knows) or
+      ``actual`` (the next call's recorded cost, as RouterBench's ``run_cascading_router_for_eval``
+      reads it — an offline backend only; the call stops when spend + cost >= the cap).
     - ``seed``: fixes the judge's mistakes.
 
     Fitted state (names ending in ``_``): ``chain_`` (the chain used when ``models`` is None),
@@ -94,13 +99,16 @@ class CascadeJudge(Policy):
     tau_: float | None = None
 
     def __init__(self, models: Sequence[str] | None = None, epsilon: float = 0.0, tau: float | None = None,
-                 tau_quantile: float = 0.95, max_cost: float | None = None, seed: int = 0) -> None:
+                 tau_quantile: float = 0.95, max_cost: float | None = None, seed: int = 0, *,
+                 chain: str = "hull", cap_cost: str = "expected") -> None:
         self.models = list(models) if models is not None else None
         self.epsilon = epsilon
         self.tau = tau
         self.tau_quantile = tau_quantile
         self.max_cost = max_cost
         self.seed = seed
+        self.chain = chain
+        self.cap_cost = cap_cost
 
     # -- settings and fitted state -------------------------------------------------------------
     def _check_settings(self) -> None:
@@ -113,6 +121,10 @@ class CascadeJudge(Policy):
             raise PolicyError(f"cascade-judge tau must be a number or None, got {self.tau!r}")
         if self.max_cost is not None and (cap is None or cap < 0.0):
             raise PolicyError(f"cascade-judge max_cost must be a number of dollars >= 0 or None, got {self.max_cost!r}")
+        if self.chain not in ("hull", "all"):
+            raise PolicyError(f"cascade-judge chain must be 'hull' or 'all', got {self.chain!r}")
+        if self.cap_cost not in ("expected", "actual"):
+            raise PolicyError(f"cascade-judge cap_cost must be 'expected' or 'actual', got {self.cap_cost!r}")
         if self.models is not None:
             if not self.models:
                 raise PolicyError("cascade-judge needs at least one model in its chain")
@@ -163,7 +175,11 @@ class CascadeJudge(Policy):
         hull = ndch(mean_c, mean_q)
         front = pareto_front(mean_c, mean_q)  # hull vertices are front points; front costs are distinct
         on_hull = front[np.isin(mean_c[front], hull.cost)]
-        self.chain_ = tuple(v.models[j] for j in on_hull)
+        if self.chain == "all":
+            by_cost = [j for j in np.argsort(mean_c, kind="stable") if ok[j]]
+            self.chain_ = tuple(v.models[j] for j in by_cost)
+        else:
+            self.chain_ = tuple(v.models[j] for j in on_hull)
         self.tau_ = float(np.nanquantile(quality, float(self.tau_quantile)))
         return self
 
@@ -179,6 +195,13 @@ class CascadeJudge(Policy):
         cap = None if self.max_cost is None else float(self.max_cost)
         expected = self._expected_costs(chain) if cap is not None else np.zeros(len(chain))
         flip = judge_uniforms(queries.ids, chain, self.seed) < eps  # (n, len(chain)): the judge errs here
+        actual = None
+        if cap is not None and self.cap_cost == "actual":
+            if not isinstance(backend, KnowsTruth):
+                raise PolicyError("cascade-judge cap_cost='actual' reads each call's recorded cost before making it: "
+                                  "it needs an offline backend (Replay); use cap_cost='expected' live")
+            _, truth_cost = backend.truth(queries)
+            actual = truth_cost[:, [list(backend.models).index(m) for m in chain]]
 
         models = tuple(backend.models)
         n = len(queries)
@@ -190,7 +213,9 @@ class CascadeJudge(Policy):
         has_answers = has_latency = False
         pending = np.arange(n)
         for k, m in enumerate(chain):
-            if k > 0 and cap is not None:
+            if k > 0 and cap is not None and actual is not None:  # RouterBench: stop when spend + cost >= cap
+                pending = pending[cost[pending] + actual[pending, k] < cap]
+            elif k > 0 and cap is not None:
                 pending = pending[cost[pending] + expected[k] <= cap + _CAP_SLACK * abs(cap)]
             if len(pending) == 0:
                 break
