@@ -136,7 +136,7 @@ def test_the_public_api_of_0_1_0_is_still_exported() -> None:
 def test_every_family_registers_its_policies_on_import() -> None:
     assert set(callwise.registry()) == {
         "single", "oracle", "random-mix",  # core
-        "knn", "linear", "mlp", "mf", "threshold", "cascade-judge",  # routing
+        "knn", "linear", "mlp", "mf", "svm", "threshold", "cascade-judge",  # routing
         "confidence-cascade", "oracle-cascade", "frugal-cascade", "two-tier-router",  # cascades
         "vote", "filter-vote", "best-of-k",  # voting
         "metric-aware",  # aggregation

@@ -155,7 +155,7 @@ def test_sweep_traces_from_the_cheapest_model_to_the_full_cascade():
     assert costs[0] == pytest.approx(0.01) and np.all(np.diff(costs[:3]) > 0)
     assert points[-1] == points[-2] == run(p, t).point()  # equal costs: the total cap admits everything
     assert p.params() == {"models": CHAIN, "epsilon": 0.0, "tau": 1.0, "tau_quantile": 0.95, "max_cost": None,
-                          "seed": 0}
+                          "seed": 0, "chain": "hull", "cap_cost": "expected"}
 
 
 def test_chain_defaults_to_the_hull_models_by_training_cost():

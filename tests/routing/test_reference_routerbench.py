@@ -163,3 +163,32 @@ def test_bench_takes_routerbench_oracle_convention():
         assert b[-1, 1] == pytest.approx(a[-1, 1]) and b[-1, 0] <= a[-1, 0]  # same quality, never dearer
     with pytest.raises(callwise.PolicyError, match="unknown oracle convention 'x'"):
         callwise.bench(train, test, policies=["random-mix"], n_boot=0, oracle="x")
+
+
+def test_svm_and_per_model_mlp_scorers_are_routerbench_routers():
+    """SVMRouter: a LinearSVR(random_state=1234) per model; MLPRouter: an MLPRegressor per model
+    (hidden (100, 100, 100), random_state 1234). callwise's scorers predict what those fits do."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.svm import LinearSVR
+
+    from callwise.routing import make_scorer
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 6)).astype(np.float32)
+    Q = (rng.random((120, 3)) < 1 / (1 + np.exp(-X[:, :3]))).astype(float)
+    Xt = rng.normal(size=(20, 6)).astype(np.float32)
+    svm = make_scorer("svm").fit(X, Q).predict(Xt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        want = np.column_stack([LinearSVR(random_state=1234, max_iter=2000).fit(X, Q[:, j]).predict(Xt)
+                                for j in range(3)])
+        np.testing.assert_allclose(svm, want, atol=1e-5)
+        cfg = {"hidden": [100, 100, 100], "alpha": 1e-4, "seed": 1234, "early_stopping": False, "per_model": True,
+               "n_iter_no_change": 10}
+        mlp = make_scorer("mlp", **cfg).fit(X, Q).predict(Xt)
+        want = np.column_stack([MLPRegressor(hidden_layer_sizes=(100, 100, 100), max_iter=200, random_state=1234,
+                                             alpha=1e-4).fit(X, Q[:, j]).predict(Xt) for j in range(3)])
+    np.testing.assert_allclose(mlp, np.clip(want, 0, 1), atol=1e-4)

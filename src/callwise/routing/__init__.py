@@ -20,11 +20,19 @@ from .features import (
            featuriser_from_state,
            make_featuriser,
 )
-from .router import KnnRouter, LinearRouter, MfRouter, MlpRouter, Route, Router
+from .router import (
+           KnnRouter,
+           LinearRouter,
+           MfRouter,
+           MlpRouter,
+           Route,
+           Router,
+           SvmRouter,
+)
 from .scorers import SCORERS, Scorer, make_scorer, scorer_from_state
 from .threshold import ThresholdRouter
 
 __all__ = ["CascadeJudge", "FeatureCache", "FeatureError", "Featuriser", "KnnRouter", "LinearRouter", "MfRouter",
-           "MlpRouter", "Route", "Router", "SCORERS", "Scorer", "ShareCurve", "ThresholdRouter", "apgr", "cpt",
+           "MlpRouter", "Route", "Router", "SCORERS", "Scorer", "ShareCurve", "SvmRouter", "ThresholdRouter", "apgr", "cpt",
            "featuriser_from_state", "make_featuriser", "make_scorer", "oracle_share_curve", "routellm_metrics",
            "scorer_from_state", "share_curve"]

@@ -475,3 +475,4 @@ KnnRouter = _router("knn", "Router with a cosine k-nearest-neighbour scorer (k c
 LinearRouter = _router("linear", "Router with a linear (ridge) / logistic scorer per model (L2 strength by CV).")
 MlpRouter = _router("mlp", "Router with a multi-output MLP scorer (architecture and L2 by CV).")
 MfRouter = _router("mf", "Router with a matrix-factorisation scorer, RouteLLM's MF for n models (rank and L2 by CV).")
+SvmRouter = _router("svm", "Router with one linear support-vector regressor per model, RouterBench's SVM router (C by CV).")

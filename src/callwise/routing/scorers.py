@@ -217,51 +217,77 @@ class LinearScorer(Scorer):
 
 
 class MlpScorer(Scorer):
-    """A multi-output MLP regressor (ReLU hidden layers, scikit-learn) predicting every model's quality."""
+    """An MLP regressor (ReLU hidden layers, scikit-learn) predicting every model's quality.
+
+    One multi-output network by default; ``per_model=True`` fits one network per model, as
+    RouterBench's ``MLPRouter`` does (its configuration: ``hidden=[100, 100, 100]``,
+    ``alpha=1e-4``, ``seed=1234``, ``early_stopping=False``, ``n_iter_no_change=10``, scikit-learn's
+    defaults otherwise). ``early_stopping``: ``auto`` (on from 50 training prompts), or True / False.
+    """
 
     kind = "mlp"
     grid = [{"hidden": [100], "alpha": 1e-2}, {"hidden": [100, 100], "alpha": 1e-2}]
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        return {"hidden": [100], "alpha": 1e-2, "max_iter": 200, "seed": 0}
+        return {"hidden": [100], "alpha": 1e-2, "max_iter": 200, "seed": 0, "per_model": False,
+                "early_stopping": "auto", "n_iter_no_change": 15}
 
     @staticmethod
     def _state_keys() -> tuple[str, ...]:
         return ("n_layers",)
 
-    def _fit(self, X: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
+    def _net(self, X: np.ndarray, y: np.ndarray) -> Any:
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPRegressor
 
+        stop = self._settings["early_stopping"]
         net = MLPRegressor(hidden_layer_sizes=tuple(int(h) for h in self._settings["hidden"]),
                            alpha=float(self._settings["alpha"]), max_iter=int(self._settings["max_iter"]),
-                           early_stopping=len(X) >= 50, n_iter_no_change=15,
+                           early_stopping=(len(X) >= 50) if stop == "auto" else bool(stop),
+                           n_iter_no_change=int(self._settings["n_iter_no_change"]),
                            random_state=int(self._settings["seed"]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            net.fit(X, Q)
-        st: dict[str, np.ndarray] = {"n_layers": np.array(len(net.coefs_))}
-        for i, (w, b) in enumerate(zip(net.coefs_, net.intercepts_)):
-            st[f"W{i}"], st[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
+            net.fit(X, y)
+        return net
+
+    def _fit(self, X: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
+        nets = [self._net(X, Q[:, j]) for j in range(Q.shape[1])] if self._settings["per_model"] else [self._net(X, Q)]
+        st: dict[str, np.ndarray] = {"n_layers": np.array(len(nets[0].coefs_))}
+        if self._settings["per_model"]:
+            st["n_nets"] = np.array(len(nets))
+        for k, net in enumerate(nets):
+            pre = f"net{k}/" if self._settings["per_model"] else ""
+            for i, (w, b) in enumerate(zip(net.coefs_, net.intercepts_)):
+                st[f"{pre}W{i}"], st[f"{pre}b{i}"] = w.astype(np.float32), b.astype(np.float32)
         return st
 
-    def _predict(self, st: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _forward(st: dict[str, np.ndarray], X: np.ndarray, pre: str) -> np.ndarray:
         h = X
         n = int(st["n_layers"])
         for i in range(n):
-            h = h @ st[f"W{i}"] + st[f"b{i}"]
+            h = h @ st[f"{pre}W{i}"] + st[f"{pre}b{i}"]
             if i < n - 1:
                 h = np.maximum(h, 0.0)
-        h = h.reshape(len(X), -1)
+        return h.reshape(len(X), -1)
+
+    def _predict(self, st: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+        if "net0/W0" in st:
+            h = np.hstack([self._forward(st, X, f"net{k}/") for k in range(int(st["n_nets"]))])
+        else:
+            h = self._forward(st, X, "")
         return np.clip(h.astype(np.float64), 0.0, 1.0)
 
     def _dim(self, st: dict[str, np.ndarray]) -> int:
-        return int(st["W0"].shape[0])
+        return int((st["W0"] if "W0" in st else st["net0/W0"]).shape[0])
 
     def _n_models(self, st: dict[str, np.ndarray]) -> int:
+        if "net0/W0" in st:
+            return int(st["n_nets"])
         return int(st[f"b{int(st['n_layers']) - 1}"].shape[0])
 
 
@@ -319,7 +345,52 @@ class MfScorer(Scorer):
         return int(st["U"].shape[0])
 
 
-SCORERS: dict[str, type[Scorer]] = {c.kind: c for c in (KnnScorer, LinearScorer, MlpScorer, MfScorer)}
+class SvmScorer(Scorer):
+    """One linear support-vector regressor per model (scikit-learn ``LinearSVR``), as RouterBench's ``SVMRouter``.
+
+    ``C`` is the inverse regularisation strength (chosen by CV over the grid; RouterBench uses
+    scikit-learn's default, 1.0), ``seed`` the solver's random state (RouterBench: 1234).
+    Predictions are the regressors' outputs, not clipped (as RouterBench's).
+    """
+
+    kind = "svm"
+    grid = [{"C": 0.1}, {"C": 1.0}]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {"C": 1.0, "max_iter": 2000, "seed": 1234}
+
+    @staticmethod
+    def _state_keys() -> tuple[str, ...]:
+        return ("W", "b")
+
+    def _fit(self, X: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.svm import LinearSVR
+
+        W, b = np.empty((X.shape[1], Q.shape[1]), np.float32), np.empty(Q.shape[1])
+        for j in range(Q.shape[1]):
+            svr = LinearSVR(C=float(self._settings["C"]), max_iter=int(self._settings["max_iter"]),
+                            random_state=int(self._settings["seed"]))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                svr.fit(X, Q[:, j])
+            W[:, j], b[j] = svr.coef_.astype(np.float32), float(np.ravel(svr.intercept_)[0])
+        return {"W": W, "b": b}
+
+    def _predict(self, st: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+        return (X @ st["W"]).astype(np.float64) + st["b"]
+
+    def _dim(self, st: dict[str, np.ndarray]) -> int:
+        return int(st["W"].shape[0])
+
+    def _n_models(self, st: dict[str, np.ndarray]) -> int:
+        return int(st["W"].shape[1])
+
+
+SCORERS: dict[str, type[Scorer]] = {c.kind: c for c in (KnnScorer, LinearScorer, MlpScorer, MfScorer, SvmScorer)}
 
 
 def make_scorer(kind: str, **settings: Any) -> Scorer:
