@@ -131,6 +131,7 @@ def bench(
     policy: Optional[List[str]] = typer.Option(None, "--policy", help="Only these registered policies (repeatable)"),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for confidence intervals (0: none)"),
     oracle: str = typer.Option("callwise", "--oracle", help="Oracle convention: callwise (an unsolved prompt goes to the cheapest model) | routerbench (it costs nothing)"),
+    axis: str = typer.Option("cost", "--axis", help="cost | latency: also place every policy in the quality-latency plane (hulls, AIQ, a PNG per task)"),
     format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
@@ -161,7 +162,7 @@ def bench(
                       TimeElapsedColumn(), console=console, transient=True) as progress:
             bar = progress.add_task("bench", total=len(tasks))
 
-            result = run_bench(train, test_t, policies=policy, n_boot=bootstrap, seed=seed, oracle=oracle,
+            result = run_bench(train, test_t, policies=policy, n_boot=bootstrap, seed=seed, oracle=oracle, axis=axis,
                                      split_info=info, on_task=lambda t: (progress.update(bar, description=f"task {t}"),
                                                                          progress.advance(bar)))
     except CallwiseError as e:

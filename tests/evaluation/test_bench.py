@@ -171,3 +171,36 @@ def test_bench_on_routerbench_slice_orders_oracle_zero_best_single(shared_data):
             assert pols["oracle"]["aiq"][norm] >= pols["zero"]["aiq"][norm] >= best_single, (task, norm)
         # the oracle tops out at least as high as any model
         assert pols["oracle"]["hull"][-1][1] >= max(p["points"][0][1] for p in singles)
+
+
+def _latency_table(with_latency: bool = True) -> OutcomeTable:
+    rng = np.random.default_rng(4)
+    rows = []
+    for i in range(80):
+        for j, m in enumerate(("fast", "mid", "slow")):
+            row = {"prompt_id": f"p{i}", "task": "t", "prompt": f"question {i}", "model": m,
+                   "quality": float(rng.random() < 0.4 + 0.2 * j), "cost": 0.001 * (j + 1) * (0.5 + rng.random()),
+                   "split": "train" if i % 2 else "test"}
+            if with_latency:
+                row["latency"] = (0.2 + j) * (0.5 + rng.random())
+            rows.append(row)
+    return OutcomeTable.from_frame(pd.DataFrame(rows))
+
+
+def test_bench_places_policies_in_the_quality_latency_plane():
+    train, test, info = split_outcomes(_latency_table())
+    r = bench(train, test, policies=["random-mix"], n_boot=0, split_info=info, axis="latency")
+    assert r.meta["axis"] == "latency"
+    task = r.tasks["t"]
+    lat = task.latency["entries"]
+    assert {"oracle", "zero", "fast", "mid", "slow", "random-mix"} <= set(lat)
+    v = test.dense()
+    j = v.models.index("slow")
+    assert lat["slow"]["points"][0][0] == pytest.approx(v.latency[:, j, 0].mean())
+    # a single-call policy's latency is its calls' recorded latency
+    assert task.entries["random-mix"].extra["latency_points"][0] == pytest.approx(lat["random-mix"]["points"][0][0])
+    assert lat["oracle"]["aiq"]["paper"] >= max(e["aiq"]["paper"] for e in lat.values()) - 1e-12
+    with pytest.raises(PolicyError, match="--axis latency needs a recorded latency"):
+        bench(*split_outcomes(_latency_table(False))[:2], policies=["random-mix"], n_boot=0, axis="latency")
+    with pytest.raises(PolicyError, match="axis must be 'cost' or 'latency'"):
+        bench(train, test, policies=["random-mix"], n_boot=0, axis="tokens")

@@ -65,6 +65,7 @@ class Entry:
     aiq_ci: dict[str, list[float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     shares: dict[str, np.ndarray] | None = None  # model -> (k,) share of queries calling it, per point
+    latency: np.ndarray | None = None  # (P, k) per-prompt latency (s) of each point, where recorded
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.family, "params": self.params,
@@ -73,28 +74,46 @@ class Entry:
 
 
 def _from_matrices(name: str, family: str, params: list[dict[str, Any]], cost: np.ndarray, quality: np.ndarray,
-                   shares: dict[str, np.ndarray] | None = None) -> Entry:
+                   shares: dict[str, np.ndarray] | None = None, latency: np.ndarray | None = None) -> Entry:
     pts = np.column_stack([cost.mean(axis=0), quality.mean(axis=0)])
     e = Entry(name, family, params, cost, quality, pts, ndch(pts[:, 0], pts[:, 1]))
     if shares is not None:
         e.shares = shares
+    e.latency = latency
     return e
 
 
+def _recorded_latency(view: Any) -> np.ndarray | None:
+    """(P, M) recorded latency of each prompt and model (first sample), or None unless every call has one."""
+    lat = getattr(view, "latency", None)
+    if lat is None:
+        return None
+    lat = lat[:, :, 0]
+    return lat if np.isfinite(lat).all() else None
+
+
 def _run_policy(policy: Policy, replay: Replay) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray,
-                                                         dict[str, np.ndarray]]:
-    """Run every configuration of the policy's sweep: params, per-prompt cost and quality (P, k), and the
-    share of queries that called each model at each point (model -> (k,))."""
+                                                         dict[str, np.ndarray], np.ndarray | None]:
+    """Run every configuration of the policy's sweep: params, per-prompt cost and quality (P, k), the
+    share of queries that called each model at each point (model -> (k,)), and the per-prompt latency
+    (P, k) where the data records it: the policy's own when it reports one, else the sum of the recorded
+    latencies of the calls it made (calls one after another; a vote's K parallel calls would wait for the
+    slowest instead)."""
     queries = replay.queries()
     configs = policy.sweep()
     cost = np.empty((len(queries), len(configs)))
     quality = np.empty_like(cost)
     shares = np.empty((len(configs), len(replay.models)))
+    rec = _recorded_latency(replay.view)
+    latency = None if rec is None else np.empty_like(cost)
     for k, cfg in enumerate(configs):
         d = cfg.decide(queries, replay)
         cost[:, k], quality[:, k] = d.cost, d.quality
         shares[k] = (d.calls > 0).mean(axis=0)
-    return [_jsonable(c.params()) for c in configs], cost, quality, dict(zip(replay.models, shares.T))
+        if latency is not None:
+            own = d.latency if d.latency is not None and np.isfinite(d.latency).all() else None
+            latency[:, k] = own if own is not None else (d.calls * rec).sum(axis=1)
+    return [_jsonable(c.params()) for c in configs], cost, quality, dict(zip(replay.models, shares.T)), latency
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -109,10 +128,14 @@ class TaskResult:
     entries: dict[str, Entry]
     cost_range: tuple[float, float]
     best_model: str
+    latency: dict[str, Any] | None = None  # the quality–latency plane (bench axis="latency")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n_train": self.n_train, "n_test": self.n_test, "cost_range": list(self.cost_range),
-                "best_single_model": self.best_model, "policies": {k: e.to_dict() for k, e in self.entries.items()}}
+        out = {"n_train": self.n_train, "n_test": self.n_test, "cost_range": list(self.cost_range),
+               "best_single_model": self.best_model, "policies": {k: e.to_dict() for k, e in self.entries.items()}}
+        if self.latency is not None:
+            out["latency"] = self.latency
+        return out
 
 
 def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies: dict[str, Callable],
@@ -122,9 +145,11 @@ def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies
     ok = np.isfinite(q0).all(axis=0)
     entries: dict[str, Entry] = {}
     singles = []
+    rec = _recorded_latency(view)
     for j, m in enumerate(view.models):
         if ok[j]:
-            e = _from_matrices(m, "single", [{"model": m}], c0[:, [j]], q0[:, [j]])
+            e = _from_matrices(m, "single", [{"model": m}], c0[:, [j]], q0[:, [j]],
+                               latency=None if rec is None else rec[:, [j]])
             singles.append(e)
     singles.sort(key=lambda e: e.points[0, 0])
     oc = oracle_curve(q0, c0, oracle)
@@ -138,9 +163,30 @@ def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies
         pol = factory(train)
         if pol is None:
             continue
-        params, c, q, sh = _run_policy(pol.fit(train), replay)
-        entries[name] = _from_matrices(name, pol.family, params, c, q, sh)
+        params, c, q, sh, lat = _run_policy(pol.fit(train), replay)
+        entries[name] = _from_matrices(name, pol.family, params, c, q, sh, lat)
     return entries, (q0, c0, [e.name for e in singles])
+
+
+def _latency_plane(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], rec: np.ndarray,
+                   oracle: str) -> dict[str, Any]:
+    """Each entry's points, hull and AIQ (both normalisations) in the quality–latency plane, with the zero
+    router (the single models' hull) and the oracle (argmax λ·q − latency) in the same plane."""
+    q0 = truth[0]
+    pts = {n: np.column_stack([e.latency.mean(axis=0), e.quality.mean(axis=0)])
+           for n, e in entries.items() if e.latency is not None and e.quality is not None}
+    sp = np.vstack([pts[s] for s in truth[2]])
+    oc = oracle_curve(q0, rec, oracle)
+    pts["zero"] = sp
+    pts["oracle"] = np.column_stack([oc.cost, oc.quality])
+    curves = {n: (oc if n == "oracle" else ndch(p[:, 0], p[:, 1])) for n, p in pts.items()}
+    lo, hi = _range(pts.values())
+    out = {}
+    for n in entries:
+        if n in pts:
+            out[n] = {"points": [[float(x), float(y)] for x, y in pts[n]], "hull": curves[n].to_list(),
+                      "aiq": {norm: aiq(curves[n], lo, hi, norm) for norm in NORMALISATIONS}}
+    return {"range_s": [lo, hi], "entries": out}
 
 
 def _aiqs(entries: dict[str, Entry]) -> tuple[float, float]:
@@ -246,13 +292,18 @@ def default_policies() -> dict[str, Callable[[OutcomeTable], Policy | None]]:
 
 def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | None = None, n_boot: int = 200,
           seed: int = 0, level: float = 0.95, split_info: dict[str, Any] | None = None,
-          on_task: Callable[[str], None] | None = None, oracle: str = "callwise") -> BenchResult:
+          on_task: Callable[[str], None] | None = None, oracle: str = "callwise",
+          axis: str = "cost") -> BenchResult:
     """Evaluate the fixed baselines and every registered (or named) policy per task and overall.
 
     ``oracle``: ``callwise`` (a prompt no model solves goes to the cheapest model) or
     ``routerbench`` (RouterBench's code: such a prompt costs nothing); see
-    :data:`~callwise.core.frontier.ORACLE_CONVENTIONS`.
+    :data:`~callwise.core.frontier.ORACLE_CONVENTIONS`. Every entry reports its mean latency per point
+    where the data records latency (``latency_points``); ``axis="latency"`` also places every entry in
+    the quality–latency plane, with its own hull, zero router, oracle and AIQ (``latency`` per task).
     """
+    if axis not in ("cost", "latency"):
+        raise PolicyError(f"axis must be 'cost' or 'latency', got {axis!r}")
     if oracle not in ORACLE_CONVENTIONS:
         raise PolicyError(f"unknown oracle convention {oracle!r}; expected one of {list(ORACLE_CONVENTIONS)}")
     avail = default_policies()
@@ -282,6 +333,15 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
             _routellm(entries, truth, best.name)
         results[task] = TaskResult(task, tr.frame["prompt_id"].nunique(), te.frame["prompt_id"].nunique(),
                                    entries, rng_, best.name)
+        rec = _recorded_latency(te.dense())
+        for e in entries.values():
+            if e.latency is not None and e.quality is not None:
+                e.extra["latency_points"] = [float(x) for x in e.latency.mean(axis=0)]
+        if axis == "latency":
+            if rec is None:
+                raise PolicyError(f"--axis latency needs a recorded latency for every call; task {task!r} has "
+                                  "calls without one")
+            results[task].latency = _latency_plane(entries, truth, rec, oracle)
         for n, e in entries.items():
             if e.cost is not None:
                 pooled.setdefault(n, []).append((e.cost, e.quality, e.params))
@@ -297,6 +357,7 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
         "split": {**(split_info or {}), "tasks_without_train": missing},
         "seed": seed,
         "oracle_convention": oracle,
+        "axis": axis,
         "aiq_normalisations": AIQ_DESCRIPTIONS,
         "aiq_shown_first": "paper",
         "bootstrap": {"resamples": n_boot, "level": level, "over": "test prompts, stratified by task"},

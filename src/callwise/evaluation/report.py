@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -83,6 +83,19 @@ def print_tables(result: "BenchResult", console: "Console") -> None:
                   "AIQ gap closed (0 = zero router, 1 = oracle). APGR, CPT50/80 (two-model tasks): RouteLLM's average "
                   "performance gap recovered and the share of strong-model calls needed for 50%/80% of the gap.")
 
+    lat = [(task, r) for task, r in result.tasks.items() if r.latency is not None]
+    if lat:
+        names = [n for n, e in lat[0][1].entries.items() if e.family != "single"]
+        table = Table(title="quality-latency plane (--axis latency): AIQ (paper normalisation) over each task's "
+                      "shared latency range", box=box.SIMPLE_HEAD)
+        table.add_column("task")
+        for n in names:
+            table.add_column(n, justify="right")
+        for task, r in lat:
+            got = r.latency["entries"]
+            table.add_row(task, *(f"{got[n]['aiq']['paper']:.4f}" if n in got else "-" for n in names))
+        console.print(table)
+
 
 def _print_routellm(entries: dict[str, "Entry"], console: "Console") -> None:
     """RouteLLM's metrics for a two-model task: APGR and the strong-call share for 50% / 80% of the gap."""
@@ -106,8 +119,10 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "task"
 
 
-def plot_task(title: str, entries: dict[str, "Entry"], path: Path, costs_estimated: bool) -> None:
-    """One cost–quality plot: single models, the zero hull, the oracle curve, each policy's curve."""
+def plot_task(title: str, entries: dict[str, "Entry"], path: Path, costs_estimated: bool,
+              xlabel: str | None = None) -> None:
+    """One cost–quality plot: single models, the zero hull, the oracle curve, each policy's curve
+    (``xlabel``: another x axis, e.g. the quality–latency plane's)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,7 +146,7 @@ def plot_task(title: str, entries: dict[str, "Entry"], path: Path, costs_estimat
         if e.family not in ("oracle", "zero") and len(e.points) > 1:
             ax.scatter(e.points[:, 0], e.points[:, 1], s=8, color=line[0].get_color(), alpha=0.6, zorder=2)
     ax.set_xscale("log")
-    ax.set_xlabel("mean cost per query (USD" + (", estimated" if costs_estimated else "") + ", log scale)")
+    ax.set_xlabel(xlabel or ("mean cost per query (USD" + (", estimated" if costs_estimated else "") + ", log scale)"))
     ax.set_ylabel("mean quality")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -159,7 +174,25 @@ def write_plots(result: "BenchResult", out: Path) -> list[Path]:
         p = out / f"{_safe(t)}.png"
         plot_task(f"{t} (test, n={r.n_test})", r.entries, p, est)
         paths.append(p)
+        if r.latency is not None:
+            p = out / f"{_safe(t)}-latency.png"
+            plot_task(f"{t}: quality against latency (test, n={r.n_test})", _latency_entries(r), p, est,
+                      xlabel="mean latency per query (s, log scale)")
+            paths.append(p)
     return paths
+
+
+def _latency_entries(r: Any) -> dict[str, Any]:
+    """The task's entries placed in the quality–latency plane (points, hull, AIQ from ``r.latency``)."""
+    from ..core.frontier import Curve
+    from .bench import Entry
+
+    out = {}
+    for n, d in r.latency["entries"].items():
+        hull = np.asarray(d["hull"], float).reshape(-1, 2)
+        out[n] = Entry(n, r.entries[n].family, [], None, None, np.asarray(d["points"], float).reshape(-1, 2),
+                       Curve(hull[:, 0], hull[:, 1]), dict(d["aiq"]))
+    return out
 
 
 # -- callwise cascade ------------------------------------------------------------------------------
