@@ -164,24 +164,15 @@ def simulate_paper(quality: np.ndarray, charges: np.ndarray, scores: np.ndarray,
     ``last_is_large`` the last budget is given L's accuracy and cost, as ``plots.py`` does.
     """
     q, ch = np.asarray(quality, float), np.asarray(charges, float)
-    n = len(q)
-    budgets = np.asarray(budgets, float)
-    weights = _auc_weights(budgets)
-    acc, spent_mean, per_query, ratio = np.zeros(len(budgets)), np.zeros(len(budgets)), np.zeros(n), 0.0
-    for perm in orders:
+
+    def run(perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         st = paper_stream(np.asarray(scores, float)[perm], budgets, shares, decision_cost, ch[perm, 0], ch[perm, 1],
                           large_is_better=large_is_better, routing=routing, warmup=warmup)
         got = np.where(st.outcome == SMALL, q[perm, 0][None, :],
                        np.where(st.outcome == UNAFFORDABLE, 0.0, q[perm, 1][None, :]))
-        spent = st.spent.copy()
-        if last_is_large:
-            got[-1], spent[-1] = q[perm, 1], ch[perm, 1].sum()
-        acc += got.mean(axis=1)
-        per_query[perm] += weights @ got
-        spent_mean += spent / n
-        ratio = max(ratio, float(np.max(spent / np.where(budgets > 0, budgets * n, np.inf))))
-    r = max(len(orders), 1)
-    return Simulation(acc / r, spent_mean / r, ratio, per_query / r)
+        return got, st.spent
+
+    return _over_orders(run, q, ch, np.asarray(budgets, float), orders, last_is_large)
 
 
 def simulate_authors_random(quality: np.ndarray, charges: np.ndarray, budgets: np.ndarray, orders: np.ndarray,
@@ -196,11 +187,23 @@ def simulate_authors_random(quality: np.ndarray, charges: np.ndarray, budgets: n
     c1, c2 = decision_cost
     cut = np.trunc(n * ((budgets - c2) / (c1 - c2)))
     to_small = np.arange(n)[None, :] < cut[:, None]
+
+    def run(perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        got = np.where(to_small, q[perm, 0][None, :], q[perm, 1][None, :])
+        return got, np.where(to_small, ch[perm, 0][None, :], ch[perm, 1][None, :]).sum(axis=1)
+
+    return _over_orders(run, q, ch, budgets, orders, last_is_large)
+
+
+def _over_orders(run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], q: np.ndarray, ch: np.ndarray,
+                 budgets: np.ndarray, orders: np.ndarray, last_is_large: bool) -> Simulation:
+    """Means over stream orders of ``run(perm)`` -> ((budgets x N) quality in stream order, (budgets,) spend)."""
+    n = len(q)
     weights = _auc_weights(budgets)
     acc, spent_mean, per_query, ratio = np.zeros(len(budgets)), np.zeros(len(budgets)), np.zeros(n), 0.0
     for perm in orders:
-        got = np.where(to_small, q[perm, 0][None, :], q[perm, 1][None, :])
-        spent = np.where(to_small, ch[perm, 0][None, :], ch[perm, 1][None, :]).sum(axis=1)
+        got, spent = run(perm)
+        spent = np.array(spent, dtype=float)
         if last_is_large:
             got[-1], spent[-1] = q[perm, 1], ch[perm, 1].sum()
         acc += got.mean(axis=1)
