@@ -376,14 +376,7 @@ class Escalation(Policy):
             answer(i, 0, first)
             k = int(len(seen) * p)
             if len(seen) > self.warmup and bisect.bisect_right(seen, score) <= k and remaining - c2 >= 0:
-                second = self._call(backend, large, one, int(per[1]))
-                cost[i] += float(second.cost[0])
-                remaining -= float(second.cost[0])
-                quality[i] = float(second.quality[0])
-                chosen[i] = col[1]
-                calls[i, col[1]] = per[1]
-                if second.answers is not None:
-                    answers[i] = _first_sample(second.answers)[0]  # type: ignore[index]
+                answer(i, 1, self._call(backend, large, one, int(per[1])))  # escalate: L's answer replaces S's
         has_answers = any(a is not None for a in answers)
         return Decisions(queries.ids, tuple(backend.models), calls, cost, quality, chosen,
                          answers if has_answers else None, None)

@@ -112,14 +112,10 @@ def simulate(quality: np.ndarray, cost: np.ndarray, shares: np.ndarray, budgets:
     shares = np.asarray(shares, float).reshape(len(budgets), k_models - 1)
     if routing and k_models != 2:
         raise PolicyError("routing simulation is for two models")
-    acc = np.zeros(len(budgets))
-    per_query = np.zeros(n)
-    weights = _auc_weights(budgets)
-    spent_mean = np.zeros(len(budgets))
-    ratio = 0.0
     total = budgets * n
     first = c[:, 0].sum()
-    for perm in orders:
+
+    def run(perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         qp, cp = q[perm], c[perm]
         if stream_scores is not None:
             assert u is not None
@@ -141,15 +137,9 @@ def simulate(quality: np.ndarray, cost: np.ndarray, shares: np.ndarray, budgets:
             slack, spent = slack - np.maximum(step, 0.0), spent + step
             stage[esc] = k + 1
             reached = esc
-        got = qp[np.arange(n)[None, :], stage]
-        if last_is_large:
-            got[-1], spent[-1] = qp[:, -1], cp[:, -1].sum()
-        acc += got.mean(axis=1)
-        per_query[perm] += weights @ got
-        spent_mean += spent / n
-        ratio = max(ratio, float(np.max(spent / np.where(total > 0, total, np.inf))))
-    r = max(len(orders), 1)
-    return Simulation(acc / r, spent_mean / r, ratio, per_query / r)
+        return qp[np.arange(n)[None, :], stage], spent
+
+    return _over_orders(run, q, c, budgets, orders, last_is_large)
 
 
 def simulate_paper(quality: np.ndarray, charges: np.ndarray, scores: np.ndarray, budgets: np.ndarray,
@@ -197,7 +187,11 @@ def simulate_authors_random(quality: np.ndarray, charges: np.ndarray, budgets: n
 
 def _over_orders(run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], q: np.ndarray, ch: np.ndarray,
                  budgets: np.ndarray, orders: np.ndarray, last_is_large: bool) -> Simulation:
-    """Means over stream orders of ``run(perm)`` -> ((budgets x N) quality in stream order, (budgets,) spend)."""
+    """Means over stream orders of ``run(perm)`` -> ((budgets x N) quality in stream order, (budgets,) spend).
+
+    With ``last_is_large`` the last budget is given the last model's quality and cost (columns of
+    ``q`` / ``ch``, chain order).
+    """
     n = len(q)
     weights = _auc_weights(budgets)
     acc, spent_mean, per_query, ratio = np.zeros(len(budgets)), np.zeros(len(budgets)), np.zeros(n), 0.0
@@ -205,7 +199,7 @@ def _over_orders(run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], q: 
         got, spent = run(perm)
         spent = np.array(spent, dtype=float)
         if last_is_large:
-            got[-1], spent[-1] = q[perm, 1], ch[perm, 1].sum()
+            got[-1], spent[-1] = q[perm, -1], ch[perm, -1].sum()
         acc += got.mean(axis=1)
         per_query[perm] += weights @ got
         spent_mean += spent / n
@@ -336,6 +330,16 @@ def _test_scores(policy: Escalation, replay: Replay) -> np.ndarray:
     return policy._stage_scores(0, queries, calls)
 
 
+def _check_protocol(protocol: str, cost_mode: str, cost_ratio: float | None) -> None:
+    if protocol not in PROTOCOLS:
+        raise PolicyError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if cost_mode not in COST_MODES:
+        raise PolicyError(f"cost mode must be one of {COST_MODES}, got {cost_mode!r}")
+    if protocol == "extended" and (cost_mode != "dollars" or cost_ratio is not None):
+        raise PolicyError("the extended protocol prices calls in recorded dollars; --cost-mode and --cost-ratio "
+                          "are for the paper protocol")
+
+
 def pair_costs(train: OutcomeTable, test: OutcomeTable, models: Sequence[str], *, cost_mode: str = "dollars",
                cost_ratio: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(decision costs (K,), test charges (N x K)) of a chain under a cost mode of the paper's protocol.
@@ -373,11 +377,7 @@ def evaluate_pair(train: OutcomeTable, test: OutcomeTable, small: str, large: st
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise PolicyError(f"unknown cascade method {unknown[0]!r}; methods are {list(METHODS)}")
-    if protocol not in PROTOCOLS:
-        raise PolicyError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if protocol == "extended" and (cost_mode != "dollars" or cost_ratio is not None):
-        raise PolicyError("the extended protocol prices calls in recorded dollars; cost modes and ratios are the "
-                          "paper protocol's")
+    _check_protocol(protocol, cost_mode, cost_ratio)
     replay = Replay(test.dense([small, large]))
     v = replay.view
     q, c = v.quality[:, :, 0], v.cost[:, :, 0]
@@ -470,8 +470,7 @@ def evaluate_chain(train: OutcomeTable, test: OutcomeTable, models: Sequence[str
     budget given the last model's accuracy, as the paper's protocol does for pairs); ``extended``,
     from c_1 to the sum of the chain's mean test costs. Costs are recorded dollars.
     """
-    if protocol not in PROTOCOLS:
-        raise PolicyError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    _check_protocol(protocol, "dollars", None)
     models = list(models)
     replay = Replay(test.dense(models))
     v = replay.view
@@ -581,13 +580,7 @@ def run_cascades(train: OutcomeTable, test: OutcomeTable, *, pairs: Sequence[tup
     pairs; chains are priced in dollars. ``on_item`` is told each item before it runs (for a
     progress bar): see :func:`plan_cascades`.
     """
-    if protocol not in PROTOCOLS:
-        raise PolicyError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if cost_mode not in COST_MODES:
-        raise PolicyError(f"cost mode must be one of {COST_MODES}, got {cost_mode!r}")
-    if protocol == "extended" and (cost_mode != "dollars" or cost_ratio is not None):
-        raise PolicyError("the extended protocol prices calls in recorded dollars; --cost-mode and --cost-ratio "
-                          "are for the paper protocol")
+    _check_protocol(protocol, cost_mode, cost_ratio)
     if chains and (cost_mode != "dollars" or cost_ratio is not None):
         raise PolicyError("chains are priced in recorded dollars; leave out --chain to use --cost-mode time or "
                           "--cost-ratio")

@@ -139,7 +139,7 @@ class TaskResult:
 
 
 def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies: dict[str, Callable],
-                               oracle: str = "callwise") -> tuple[dict[str, Entry], Any]:
+                               oracle: str = "callwise") -> tuple[dict[str, Entry], Any, np.ndarray | None]:
     view = test.dense()
     q0, c0 = view.quality[:, :, 0], view.cost[:, :, 0]
     ok = np.isfinite(q0).all(axis=0)
@@ -165,7 +165,7 @@ def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies
             continue
         params, c, q, sh, lat = _run_policy(pol.fit(train), replay)
         entries[name] = _from_matrices(name, pol.family, params, c, q, sh, lat)
-    return entries, (q0, c0, [e.name for e in singles])
+    return entries, (q0, c0, [e.name for e in singles]), rec
 
 
 def _latency_plane(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], rec: np.ndarray,
@@ -322,7 +322,7 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
         if on_task:
             on_task(task)
         tr, te = train.for_task(task), test.for_task(task)
-        entries, truth = _single_and_policy_entries(tr, te, avail if task not in missing else {}, oracle)
+        entries, truth, rec = _single_and_policy_entries(tr, te, avail if task not in missing else {}, oracle)
         rng_ = _aiqs(entries)
         boots[task] = (_bootstrap(entries, truth, n_boot, zlib.crc32(task.encode()) ^ seed, level, oracle)
                        if n_boot else {})
@@ -333,7 +333,6 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
             _routellm(entries, truth, best.name)
         results[task] = TaskResult(task, tr.frame["prompt_id"].nunique(), te.frame["prompt_id"].nunique(),
                                    entries, rng_, best.name)
-        rec = _recorded_latency(te.dense())
         for e in entries.values():
             if e.latency is not None and e.quality is not None:
                 e.extra["latency_points"] = [float(x) for x in e.latency.mean(axis=0)]
