@@ -25,6 +25,9 @@ References are inferred from the answers graded correct. For each dataset and L:
 - **random** and **coordinate**: each seed's run at LLMSelector's evaluations from that seed.
 - **llmselector+diag**: LLMSelector with ``alpha = 1`` and the slot diagnoser (was this slot's own
   answer right: the verdict an ideal LLM diagnoser would give on training questions).
+- **llmselector-2stage**: the authors' two-stage variant (``OptimizerLLMDiagnoser2Stage``): the same
+  slot diagnoser walks a seeded half of the training questions to build the start, then the vote
+  (alpha = 0) runs from it.
 
 For each: mean test accuracy over seeds with a 95% interval (t over seeds; the test-sample
 interval of a single allocation is given for exhaustive), mean evaluations, the gap to
@@ -102,13 +105,15 @@ def study(name: str, train_t: Any, test_t: Any, L: int, seeds: int) -> dict[str,
                    "allocation": list(single.names)},
     }
     per: dict[str, dict[str, list[float]]] = {m: {"test": [], "train": [], "evals": [], "opt": []}
-                                             for m in ("llmselector", "llmselector+diag", "random", "coordinate")}
+                                             for m in ("llmselector", "llmselector+diag", "llmselector-2stage", "random",
+                                                       "coordinate")}
     for s in range(seeds):
         r = search(ev_tr, "llmselector", seed=s)
         runs = {"llmselector": r,
                 "random": search(ev_tr, "random", budget=r.evaluations, seed=s),
                 "coordinate": search(ev_tr, "coordinate", budget=r.evaluations, seed=s),
-                "llmselector+diag": search(ev_tr, "llmselector", alpha=1.0, seed=s)}
+                "llmselector+diag": search(ev_tr, "llmselector", alpha=1.0, seed=s),
+                "llmselector-2stage": search(ev_tr, "llmselector-2stage", seed=s)}
         for m, x in runs.items():
             per[m]["test"].append(test_q(x.allocation))
             per[m]["train"].append(x.quality)
@@ -134,7 +139,7 @@ def print_table(res: dict[str, Any]) -> None:
     e = r["exhaustive"]
     print(f"| exhaustive (reference) | {e['test']:.4f} [{e['test_ci'][0]:.3f}, {e['test_ci'][1]:.3f}] "
           f"| {e['train']:.4f} | {e['evaluations']:,} | 0 | - |")
-    for m in ("llmselector", "llmselector+diag", "coordinate", "random"):
+    for m in ("llmselector", "llmselector+diag", "llmselector-2stage", "coordinate", "random"):
         x = r[m]
         print(f"| {m} | {x['test']:.4f} [{x['test_ci'][0]:.3f}, {x['test_ci'][1]:.3f}] | {x['train']:.4f} "
               f"| {x['evaluations']:.1f} | {x['gap_test']:+.4f} / {x['gap_train']:+.4f} "

@@ -27,7 +27,7 @@ import numpy as np
 import callwise
 from callwise.evaluation.fit import fit_policy
 
-ROUTERS = ["knn", "linear", "mlp", "mf", "threshold"]
+ROUTERS = ["knn", "linear", "mlp", "svm", "mf", "threshold"]
 PREDICTIVE = ["knn", "linear", "mlp", "mf"]
 
 

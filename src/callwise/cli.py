@@ -547,11 +547,11 @@ def allocate(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML (nodes, or 'builtin: ensemble-vote' with its options)"),
     data: Path = typer.Argument(..., help="Questions: recorded outcomes (their answers score an ensemble vote "
                                 "exactly; their reference column, or the answers graded correct, give the gold)"),
-    method: str = typer.Option("llmselector", "--method", help="llmselector | coordinate | random | exhaustive | single"),
+    method: str = typer.Option("llmselector", "--method", help="llmselector | llmselector-2stage | coordinate | random | exhaustive | single"),
     budget_evals: Optional[int] = typer.Option(None, "--budget-evals", help="Most allocations scored on the training "
                                                "questions (the baselines get what the method used)"),
     alpha: float = typer.Option(0.0, "--alpha", help="Weight of the LLM diagnoser's verdict (0: none, the authors' default)"),
-    diagnoser: Optional[str] = typer.Option(None, "--diagnoser", help="Model that diagnoses module errors (needs --alpha > 0 and a backend)"),
+    diagnoser: Optional[str] = typer.Option(None, "--diagnoser", help="Model that diagnoses module errors (needs --alpha > 0 or --method llmselector-2stage, and a backend)"),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Candidate models, repeatable (default: the data's)"),
     task: Optional[List[str]] = typer.Option(None, "--task", help="Task to allocate for; several are joined by prompt text"),
     metric: str = typer.Option("exact-match", "--metric", help="End-to-end metric (see callwise aggregate)"),
@@ -589,8 +589,9 @@ def allocate(
             wanted = list(model or table.models()) + ([diagnoser] if diagnoser else [])
             backend = _live(wanted, api_base, endpoints, None, True, cache, no_cache)
         if diagnoser is not None:
-            if backend is None or alpha <= 0:
-                raise DataError("--diagnoser needs --alpha > 0 and a backend to call it (--calls, --api-base or --endpoints)")
+            if backend is None or (alpha <= 0 and method != "llmselector-2stage"):
+                raise DataError("--diagnoser needs --alpha > 0 (or --method llmselector-2stage) and a backend to "
+                                "call it (--calls, --api-base or --endpoints)")
             from .pipelines import LLMDiagnoser
 
             diag = LLMDiagnoser(diagnoser, backend)

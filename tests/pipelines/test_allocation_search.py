@@ -218,6 +218,20 @@ def test_cli_allocate_ensemble_on_rational_cascades(shared_data: Path, tmp_path:
     assert lo <= c["test"]["quality"] <= hi
 
 
+def test_cli_allocate_two_stage_uses_the_built_in_diagnoser(shared_data: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "ens.yaml"
+    spec.write_text("builtin: ensemble-vote\nslots: 3\nnormalise: choice\n")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["allocate", str(spec), str(shared_data / "rational-cascades"), "--task",
+                                   "mmlu-llama", "--task", "mmlu-qwen_oai", "--method", "llmselector-2stage",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    d = json.loads((out / "results.json").read_text())
+    assert d["chosen"]["method"] == "llmselector-2stage" and d["meta"]["method"] == "llmselector-2stage"
+    by = {b["method"]: b for b in d["baselines"]}
+    assert by["exhaustive"]["train"]["quality"] >= d["chosen"]["train"]["quality"] - 1e-6
+
+
 @pytest.mark.parametrize("args, message", [
     (["--task", "nope"], "unknown task(s) ['nope']"),
     ([], "an allocation is chosen per task"),

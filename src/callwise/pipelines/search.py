@@ -19,6 +19,15 @@ cheaper candidate, then the current model, then model order (the authors' code t
 first-counted candidate, which ignores cost: an ensemble whose extra slots never change the vote
 would keep paying for them).
 
+**Two-stage LLMSelector** (``llmselector-2stage``, the authors' ``OptimizerLLMDiagnoser2Stage``):
+stage 1 walks a seeded half of the training queries (``sample_ratio``) one at a time; for each
+module in turn it asks the diagnoser, for every model in that module, whether the module was at
+fault on that query, and moves the query's allocation to the last model the diagnoser cleared;
+each module then takes the model cleared most often over the sample (the coordinate-wise mode),
+and of the one-module changes of that allocation the one with the best mean score on the sample
+starts stage 2, the round-robin vote above on the whole training set (``alpha`` as given; the
+authors' stage 2 runs with 0).
+
 Baselines at the same budget: the same model in every module, exhaustive search, random search
 and coordinate ascent (the same sweep choosing the best *mean* score instead of the per-query
 vote). Every method can be cost-aware: ``max_cost`` (dollars per query, mean on the training set)
@@ -36,7 +45,7 @@ import numpy as np
 from ..core.errors import PolicyError
 from .ensemble import all_allocations
 
-METHODS: tuple[str, ...] = ("llmselector", "coordinate", "random", "exhaustive", "single")
+METHODS: tuple[str, ...] = ("llmselector", "llmselector-2stage", "coordinate", "random", "exhaustive", "single")
 
 
 class Evaluator(Protocol):
@@ -273,6 +282,111 @@ def llmselector(ledger: Ledger, *, seed: int = 0, start: Sequence[int] | None = 
                   max_rounds=max_rounds, progress=progress, final=final)
 
 
+#: Where the diagnoser clears a module (the authors' diagnoser answers error 0 or 1; recorded
+#: verdicts are qualities in [0, 1], so a module is cleared when its verdict is above this).
+CLEARED = 0.5  # strictly above: an unreadable judge answer (0.5) does not clear
+
+
+def _sample_rows(n: int, ratio: float, seed: int) -> np.ndarray:
+    """The rows ``pandas.DataFrame.sample(frac=ratio, random_state=seed)`` draws from ``n``, in its order."""
+    if not 0 < ratio <= 1:
+        raise PolicyError(f"sample_ratio must be in (0, 1], got {ratio}")
+    size = round(ratio * n)
+    if size < 1:
+        raise PolicyError(f"sample_ratio {ratio} of {n} training queries draws none")
+    return np.random.RandomState(seed).choice(n, size=size, replace=False)
+
+
+def _cleared_by_query(ledger: Ledger, start: tuple[int, ...], rows: np.ndarray) -> list[np.ndarray]:
+    """Stage 1 of the two-stage search: per module, the (n, M) models the diagnoser cleared per sampled query.
+
+    Each sampled query walks the modules in order from ``start``; at module l it asks the
+    diagnoser about every model there (the others as the query's walk left them) and moves to the
+    last model cleared (staying put when none is). Queries at the same allocation share one
+    diagnoser call per candidate, so the walk costs one call per distinct (allocation, module).
+    """
+    M, L = len(ledger.evaluator.models), ledger.evaluator.n_slots
+    cur = np.tile(np.asarray(start, dtype=np.int64), (len(rows), 1))
+    cleared: list[np.ndarray] = []
+    for slot in range(L):
+        ok = np.zeros((len(rows), M), dtype=bool)
+        uniq, inverse = np.unique(cur, axis=0, return_inverse=True)
+        for u, alloc in enumerate(uniq):
+            members = np.flatnonzero(inverse.ravel() == u)
+            cands = np.repeat(alloc[None, :], M, axis=0)
+            cands[:, slot] = np.arange(M)
+            verdict = ledger.diagnosis(cands, slot)[:, rows[members]]  # (M, members)
+            ok[members] = verdict.T > CLEARED
+        last = M - 1 - np.argmax(ok[:, ::-1], axis=1)
+        has = ok.any(axis=1)
+        cur[has, slot] = last[has]
+        cleared.append(ok)
+    return cleared
+
+
+def _coordinate_mode(cleared: list[np.ndarray], start: tuple[int, ...]) -> tuple[int, ...]:
+    """Per module, the model cleared most often; ties to the one cleared first (query order, then model order).
+
+    ``Counter.most_common`` over the per-query lists, as the authors count; a module no model was
+    cleared for keeps its start model (the authors' code would put ``None`` there).
+    """
+    out = []
+    for slot, ok in enumerate(cleared):
+        counts = ok.sum(axis=0)
+        if not counts.any():
+            out.append(int(start[slot]))
+            continue
+        n, M = ok.shape
+        flat = np.where(ok, np.arange(n)[:, None] * M + np.arange(M)[None, :], n * M)
+        first = flat.min(axis=0)
+        out.append(int(min(range(M), key=lambda m: (-counts[m], first[m]))))
+    return tuple(out)
+
+
+def llmselector_two_stage(ledger: Ledger, *, seed: int = 0, start: Sequence[int] | None = None,
+                          max_cost: float | None = None, sample_ratio: float = 0.5, patience: int | None = None,
+                          max_rounds: int = 1000, progress: Callable[[int, tuple[int, ...]], None] | None = None,
+                          final: str = "cheapest-tie") -> SearchResult:
+    """The authors' two-stage LLMSelector: a diagnoser-built start on a sample, then the round-robin vote.
+
+    Stage 1 (see the module docstring) needs a diagnoser whatever ``alpha`` is; its verdicts are
+    not evaluations (they cost diagnoser calls, not pipeline runs over the training set). The
+    one-module changes scored on the sample are evaluations, shared with stage 2 through the
+    ledger. With ``max_cost``, unaffordable changes are skipped. The trace holds the start, the
+    coordinate-wise mode, the sample's best change, then stage 2's rounds.
+    """
+    ev = ledger.evaluator
+    if getattr(ev, "diagnose", None) is None:
+        raise PolicyError("llmselector-2stage needs a diagnoser (stage 1 asks it about every module); "
+                          "this evaluator has none")
+    M, L = len(ev.models), ev.n_slots
+    init = _start(M, L, np.random.default_rng(seed), start)
+    try:
+        q0, _ = ledger.scores(np.array([init]))
+    except BudgetSpent:
+        raise PolicyError("the evaluation budget is 0: nothing can be scored") from None
+    rows = _sample_rows(q0.shape[1], sample_ratio, seed)
+    mode = _coordinate_mode(_cleared_by_query(ledger, init, rows), init)
+    best_per_slot: list[tuple[float, tuple[int, ...]]] = []
+    for slot in range(L):
+        cands = np.repeat(np.array([mode], dtype=np.int64), M, axis=0)
+        cands[:, slot] = np.arange(M)
+        if ledger.missing(cands) > ledger.left():
+            break
+        q, c = ledger.scores(cands)
+        sample_q = q[:, rows].mean(axis=1)
+        ok = [m for m in range(M) if _affordable(float(c[m].mean()), max_cost)]
+        if ok:  # the first best, as the authors' strict '>' keeps it
+            m = max(ok, key=lambda m: (sample_q[m], -m))
+            best_per_slot.append((float(sample_q[m]), _key(cands[m])))
+    begin = max(best_per_slot, key=lambda t: t[0])[1] if best_per_slot else mode
+    res = _sweep("llmselector", ledger, seed=seed, start=begin, max_cost=max_cost, patience=patience,
+                 max_rounds=max_rounds, progress=progress, final=final)
+    res.method = "llmselector-2stage"
+    res.trace = [init, mode] + res.trace
+    return res
+
+
 def coordinate_ascent(ledger: Ledger, *, seed: int = 0, start: Sequence[int] | None = None,
                       max_cost: float | None = None, patience: int | None = None, max_rounds: int = 1000,
                       progress: Callable[[int, tuple[int, ...]], None] | None = None,
@@ -348,6 +462,7 @@ def single_model(ledger: Ledger, *, max_cost: float | None = None, **_: Any) -> 
 
 SEARCHES: dict[str, Callable[..., SearchResult]] = {
     "llmselector": llmselector,
+    "llmselector-2stage": llmselector_two_stage,
     "coordinate": coordinate_ascent,
     "random": random_search,
     "exhaustive": exhaustive,
@@ -443,10 +558,11 @@ class RunEvaluator:
 
     def diagnose(self, allocs: np.ndarray, slot: int) -> np.ndarray:
         if self.diagnoser is None:
-            raise PolicyError("alpha > 0 needs a diagnoser (RunEvaluator(..., diagnoser=LLMDiagnoser(...)))")
+            raise PolicyError("alpha > 0 and llmselector-2stage need a diagnoser "
+                              "(RunEvaluator(..., diagnoser=LLMDiagnoser(...)); on the command line --diagnoser MODEL)")
         return np.stack([self.diagnoser(self.run(a), self.pipeline.modules[slot], self.references) for a in allocs])
 
 
 __all__ = ["METHODS", "BudgetSpent", "Evaluator", "Ledger", "OutcomesEvaluator", "RunEvaluator", "SearchResult",
-           "all_allocations", "coordinate_ascent", "exhaustive", "llmselector", "pareto_allocations",
+           "all_allocations", "coordinate_ascent", "exhaustive", "llmselector", "llmselector_two_stage", "pareto_allocations",
            "random_search", "search", "single_model"]
