@@ -3,6 +3,7 @@
 - ``callwise convert IN OUT.parquet``  -> :func:`callwise.load` + :func:`callwise.write_parquet`
 - ``callwise info DATA``               -> :func:`callwise.load` (a summary of the table)
 - ``callwise bench [DATA]``            -> :func:`callwise.split_outcomes` + :func:`callwise.bench`
+- ``callwise plan DATA --budget B | --quality Q`` -> :func:`callwise.plan` (one verdict across every family)
 - ``callwise fit DATA --policy P --save F.json`` -> :func:`callwise.fit_policy` + :func:`callwise.save_policy`
 - ``callwise route F.json PROMPT...``   -> :func:`callwise.load_policy` + ``policy.route(prompts)``
 - ``callwise scale DATA --model M``     -> :func:`callwise.voting.curves.scale` (vote accuracy against K, best K)
@@ -171,6 +172,59 @@ def bench(
     if out is not None:
         _write_outputs(result, out)
         console.print(f"wrote {out / 'results.json'} and {len(result.tasks)} plot(s)")
+
+
+@app.command()
+def plan(
+    data: Path = typer.Argument(..., help="Recorded outcomes (file or folder)"),
+    budget: Optional[float] = typer.Option(None, "--budget", help="Dollars per query the choice must keep (with --risk)"),
+    quality: Optional[float] = typer.Option(None, "--quality", help="Mean quality the choice must reach (with --risk), at least cost"),
+    out: Path = typer.Option(..., "--out", "-o", help="Write results.json, the recommended policy file(s) and one PNG per task here"),
+    test: Optional[Path] = typer.Option(None, "--test", help="Use this file/folder as the test set (DATA is all train)"),
+    task: Optional[List[str]] = typer.Option(None, "--task", help="Only these tasks (repeatable; default all)"),
+    risk: float = typer.Option(0.05, "--risk", help="Chance the budget (or floor) may be missed on the next queries"),
+    bound: str = typer.Option("t", "--bound", help="t (prediction bound over --horizon queries) | bernstein (distribution-free, long-run mean)"),
+    horizon: str = typer.Option("test", "--horizon", help="Queries the mean is kept over: test (the test split's size), a number, or inf"),
+    folds: int = typer.Option(5, "--folds", help="Cross-validation folds inside the training split"),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Also compare metric-aware aggregation for this metric (needs samples)"),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="The model you use today (default: the best single model on train)"),
+    candidate: Optional[List[str]] = typer.Option(None, "--candidate", help="Only these candidates or families (repeatable): single, zero, router, cascade, knn, ..."),
+    split: Optional[float] = typer.Option(None, "--split", help="Train fraction of a seeded per-task split (default: the data's own split, else 0.7)"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, the folds and the bootstrap"),
+    bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples of the test prompts for the intervals"),
+    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
+) -> None:
+    """What to run on this traffic under a budget or quality floor, across every family, and what it saves."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .plan import plan as run_plan
+    from .plan.report import print_plan, write_plan_files
+
+    console = _console()
+    try:
+        if bootstrap < 1:
+            raise DataError(f"--bootstrap must be >= 1, got {bootstrap}")
+        try:
+            hz: Any = horizon if horizon == "test" else float(horizon)
+        except ValueError:
+            raise DataError(f"--horizon must be 'test', a number of queries or inf, got {horizon!r}") from None
+        table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
+        test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range)
+                      if test is not None else None)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+            bar = progress.add_task("plan", total=0)
+            result = run_plan(table, test=test_table, split=split, tasks=task, budget=budget, quality=quality,
+                              risk=risk, bound=bound, horizon=hz, folds=folds, seed=seed, metric=metric,
+                              baseline=baseline, candidates=candidate, n_boot=bootstrap,
+                              on_step=lambda d: progress.update(bar, description=d[:60], advance=1),
+                              on_total=lambda n: progress.update(bar, total=(progress.tasks[0].total or 0) + n))
+    except CallwiseError as e:
+        _fail(e)
+    print_plan(result, console)
+    _write_outputs(result, out, plots=write_plan_files)
+    console.print(f"wrote {out / 'results.json'}, the recommended policy file(s) and {len(result.tasks)} plot(s)")
 
 
 def _console() -> Any:

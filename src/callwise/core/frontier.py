@@ -284,6 +284,16 @@ def oracle_curve(quality: np.ndarray, cost: np.ndarray, convention: str = "callw
 # bootstrap confidence intervals over prompts
 
 
+def densify(x: np.ndarray, y: np.ndarray, per_segment: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Points along straight segments in linear cost, so a hull is drawn truthfully on a log axis."""
+    if len(x) < 2:
+        return x, y
+    t = np.linspace(0.0, 1.0, per_segment)
+    xs = (x[:-1, None] + (x[1:] - x[:-1])[:, None] * t).ravel()
+    ys = (y[:-1, None] + (y[1:] - y[:-1])[:, None] * t).ravel()
+    return xs, ys
+
+
 def bootstrap_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
     """``n_boot`` resamples of ``n`` prompt indices (with replacement), shape (n_boot, n)."""
     rng = np.random.default_rng(seed)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..core.frontier import densify
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -141,7 +143,7 @@ def plot_task(title: str, entries: dict[str, "Entry"], path: Path, costs_estimat
         style = {"oracle": dict(color="black", ls="--", lw=1.4), "zero": dict(color="tab:gray", lw=2.2)}.get(
             name, dict(lw=1.6, marker="o", ms=3))
         label = f"{name} (AIQ {e.aiq.get('paper', float('nan')):.3f})"
-        xs, ys = _densify(e.curve.cost, e.curve.quality)
+        xs, ys = densify(e.curve.cost, e.curve.quality)
         line = ax.plot(xs, ys, label=label, zorder=2, **{k: v for k, v in style.items() if k not in ("marker", "ms")})
         if e.family not in ("oracle", "zero") and len(e.points) > 1:
             ax.scatter(e.points[:, 0], e.points[:, 1], s=8, color=line[0].get_color(), alpha=0.6, zorder=2)
@@ -154,16 +156,6 @@ def plot_task(title: str, entries: dict[str, "Entry"], path: Path, costs_estimat
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def _densify(x: np.ndarray, y: np.ndarray, per_segment: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """Points along straight segments in linear cost, so a hull is drawn truthfully on a log axis."""
-    if len(x) < 2:
-        return x, y
-    t = np.linspace(0.0, 1.0, per_segment)
-    xs = (x[:-1, None] + (x[1:] - x[:-1])[:, None] * t).ravel()
-    ys = (y[:-1, None] + (y[1:] - y[:-1])[:, None] * t).ravel()
-    return xs, ys
 
 
 def write_plots(result: "BenchResult", out: Path) -> list[Path]:

@@ -67,6 +67,11 @@ def _check_texts(texts: Sequence[str], who: str) -> list[str]:
     return out
 
 
+def _texts_key(docs: Sequence[str]) -> str:
+    """A digest of a list of texts (order matters)."""
+    return hashlib.sha256("\x1f".join(docs).encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
     """Rows of ``x`` scaled to unit L2 norm, as float32; all-zero rows stay zero (no division by zero)."""
     x = np.asarray(x, dtype=np.float32)
@@ -245,6 +250,9 @@ class TfidfSvd(Featuriser):
         for term, col in vec.vocabulary_.items():
             terms[col] = term
         self._vectorizer = vec
+        # the TF-IDF rows of the fitted texts, so transforming those same texts again (as every fit
+        # does next) skips a second tokenisation: fit_transform and transform compute the same rows
+        self._fitted_rows = (_texts_key(docs), x)
         self._terms = terms.tolist()
         self._idf = np.asarray(vec.idf_, dtype=np.float64)
         self._components = np.ascontiguousarray(components, dtype=np.float32)
@@ -258,7 +266,11 @@ class TfidfSvd(Featuriser):
         assert self._components is not None
         if not docs:
             return np.zeros((0, self.dim), dtype=np.float32)
-        x = self._vectorizer.transform(docs).astype(np.float32)
+        seen = getattr(self, "_fitted_rows", None)
+        if seen is not None and len(docs) == seen[1].shape[0] and seen[0] == _texts_key(docs):
+            x = seen[1].astype(np.float32)
+        else:
+            x = self._vectorizer.transform(docs).astype(np.float32)
         if getattr(self, "_projection_of", None) is not self._components:
             # sparse @ dense copies a non-C-contiguous right operand on every call (1+ ms a query live):
             # keep the transposed components C-contiguous once

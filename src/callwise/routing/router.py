@@ -240,6 +240,7 @@ class Router(Policy):
                                  "1se: fall back to prompt-blind unless the best gain exceeds one standard error",
                     "chosen": {**hyper, "shrink": self.shrink_}, "candidates": table}
         self._calibration_data: tuple[np.ndarray, ...] | None = (oof, chat, Q, C)
+        self._calibration_sweep: dict[str, tuple[np.ndarray, ...]] = {}  # shared by with_params copies
         c, q = sweep_outcomes(oof, chat, Q, C, self.lambdas_)
         self.default_lam_ = float(self.lambdas_[np.lexsort((c.mean(axis=0), -q.mean(axis=0)))[0]])
         self.calibration_ = self._calibrate()
@@ -294,8 +295,11 @@ class Router(Policy):
         oof, chat, Q, C = self._calibration_data
         method = (f"out-of-fold predictions on the training split ({self.cv_['folds']}-fold): each calibration "
                   "prompt is scored by a model that did not train on it")
-        lams = lambda_grid(oof, chat, N_CALIBRATION)
-        c, q = sweep_outcomes(oof, chat, Q, C, lams)
+        memo = getattr(self, "_calibration_sweep", {})
+        if "sweep" not in memo:  # the same for every goal: compute once per fit
+            lams = lambda_grid(oof, chat, N_CALIBRATION)
+            memo["sweep"] = (lams, *sweep_outcomes(oof, chat, Q, C, lams))
+        lams, c, q = memo["sweep"]
         if self.budget is not None:
             return calibrate_budget(lams, c, q, float(self.budget), knob="lam", method=method, mix=True)
         if self.quality_target is not None:
