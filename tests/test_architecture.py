@@ -27,6 +27,7 @@ ALLOWED = {
     "pipelines": {"core", "io", "voting", "aggregation"},
     "live": {"core", "io"},
     "evaluation": {"core", "io", "routing", "cascades", "voting", "aggregation", "pipelines"},
+    "plan": {"core", "io", "routing", "cascades", "voting", "aggregation", "pipelines", "evaluation"},
 }
 #: Packages whose modules others may import one by one (the core's modules are its interface).
 OPEN = {"core"}
@@ -140,7 +141,8 @@ def test_every_family_registers_its_policies_on_import() -> None:
         "confidence-cascade", "oracle-cascade", "frugal-cascade", "two-tier-router",  # cascades
         "vote", "filter-vote", "best-of-k",  # voting
         "metric-aware",  # aggregation
+        "route-escalate", "vote-agreement-cascade", "learned-escalation",  # plan: compositions
     }
-    order = ["core", "routing", "cascades", "voting", "aggregation"]
+    order = ["core", "routing", "cascades", "voting", "aggregation", "plan"]
     families = [order.index(_package(cls.__module__)) for cls in callwise.registry().values()]
     assert families == sorted(families), "registry() lists the policies family by family, in layout order"

@@ -11,7 +11,9 @@ family over a small core (see ``docs/architecture.md``):
 - the families :mod:`callwise.routing`, :mod:`callwise.cascades`, :mod:`callwise.voting`,
   :mod:`callwise.aggregation`, :mod:`callwise.pipelines`; live runs and serving in
   :mod:`callwise.live`;
-- :mod:`callwise.evaluation`: :func:`bench` and :func:`fit_policy` (``callwise bench`` / ``fit``).
+- :mod:`callwise.evaluation`: :func:`bench` and :func:`fit_policy` (``callwise bench`` / ``fit``);
+- :mod:`callwise.plan`: :func:`plan` (``callwise plan``), one verdict across every family, and the
+  compositions of families (route-then-escalate, the vote-agreement cascade, a learned escalation).
 
 Importing callwise registers every family's policies, so ``make("knn" | "confidence-cascade" |
 "vote" | ..., budget=...)`` finds them by name.
@@ -25,6 +27,7 @@ from . import routing  # noqa: E402,F401
 from . import cascades  # noqa: E402,F401
 from . import voting  # noqa: E402,F401
 from . import aggregation  # noqa: E402,F401
+from . import plan as _plan  # noqa: E402,F401  (the compositions register here)
 # isort: on
 from .aggregation import Metric, MetricAware, get_metric, register_metric
 from .core import (
@@ -52,12 +55,15 @@ from .core import (
 )
 from .evaluation import bench, fit_policy
 from .io import detect_format, load, load_sample, write_parquet
+from .plan import (
+    plan,  # the function: callwise.plan(...) is the Python twin of `callwise plan`
+)
 from .voting import BestOfK, FilterVote, Vote
 
 __all__ = [
     "BestOfK", "CallwiseError", "DataError", "Decisions", "DenseView", "FilterVote", "FormatError", "Metric",
     "MetricAware", "Oracle", "OutcomeTable", "Policy", "PolicyError", "PriceTable", "Queries", "RandomMix", "Replay",
     "SingleModel", "Vote", "__version__", "bench", "detect_format", "fit_policy", "get_metric", "load", "load_policy",
-    "load_sample", "make", "register", "register_metric", "registry", "save_policy", "split_outcomes",
+    "load_sample", "make", "plan", "register", "register_metric", "registry", "save_policy", "split_outcomes",
     "write_parquet",
 ]

@@ -9,9 +9,10 @@ frontier, AIQ, the share of the zero-to-oracle gap closed, and what the choice s
 
 from .bounds import BOUNDS, lower, upper
 from .candidates import Candidate, build_candidates, hull_models
+from .compositions import LearnedEscalation, RouteThenEscalate, VoteAgreementCascade
 from .crossfit import Evaluated, crossfit
 from .planner import PlanResult, TaskPlan, plan
 from .select import Pick, Selection, select
 
-__all__ = ["BOUNDS", "Candidate", "Evaluated", "Pick", "PlanResult", "Selection", "TaskPlan", "build_candidates",
+__all__ = ["BOUNDS", "Candidate", "Evaluated", "LearnedEscalation", "RouteThenEscalate", "VoteAgreementCascade", "Pick", "PlanResult", "Selection", "TaskPlan", "build_candidates",
            "crossfit", "hull_models", "lower", "plan", "select", "upper"]

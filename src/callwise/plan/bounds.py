@@ -33,7 +33,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from ..core.errors import PolicyError
 
@@ -66,6 +65,8 @@ def margin(values: np.ndarray, delta: float, *, bound: str = "t", horizon: float
         raise PolicyError(f"a confidence bound needs at least 2 calibration queries, got {n}")
     s = v.std(axis=0, ddof=1)
     if bound == "t":
+        from scipy import stats
+
         return stats.t.ppf(1 - delta, n - 1) * s * np.sqrt(1.0 / n + (0.0 if np.isinf(horizon) else 1.0 / horizon))
     span = v.max(axis=0) - np.minimum(v.min(axis=0), 0.0)
     log = np.log(2.0 / delta)

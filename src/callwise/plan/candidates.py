@@ -8,7 +8,9 @@ A candidate is an unfitted policy with a knob. Built for a task from its *traini
 - **every registered policy** whose ``default(train)`` builds one (routers of every scorer,
   RouteLLM's threshold router on the cheapest and best model, confidence, learned and two-tier
   cascades, Vote / Filter-Vote / best-of-K and metric-aware aggregation where samples exist, and
-  the compositions), except those that read the answers' correctness at decision time (the
+  the compositions of :mod:`callwise.plan.compositions`; route-then-escalate three times, its
+  router calibrated to 10%, 25% and 50% of the way from the cheapest to the dearest model's
+  mean cost), except those that read the answers' correctness at decision time (the
   oracle, the oracle cascade, the judge cascade: bounds, not policies one can deploy);
 - **uncertainty cascades over chains of hull models**: every chain of 2 to ``max_tiers`` models
   taken in cost order from the training hull (plus the whole hull), for every signal the data
@@ -39,6 +41,8 @@ HINDSIGHT = {"oracle": "the oracle (an upper bound, reads correctness)",
              "cascade-judge": "the judge cascade (its judge is simulated from recorded correctness)"}
 #: The most tiers of a chain built from hull models (the whole hull is always one chain too).
 MAX_TIERS = 4
+#: Where between the cheapest and the dearest model's mean cost route-then-escalate's router is calibrated.
+ROUTER_BUDGET_SHARES = (0.1, 0.25, 0.5)
 
 
 @dataclass
@@ -116,6 +120,13 @@ def build_candidates(train: OutcomeTable, *, metric: str | None = None, include:
             continue
         if name == "metric-aware" and metric is not None:
             pol = pol.with_params(metric=metric)
+        if name == "route-escalate":  # the router is worth escalating from when it spends little
+            lo, hi = float(cost.min()), float(cost.max())
+            for share in ROUTER_BUDGET_SHARES:
+                b = lo + share * (hi - lo)
+                out.append(Candidate(f"route-escalate[router@${b:.3g}]", cls.family, pol.with_params(router_budget=b),
+                                     f"a linear router calibrated to ${b:.3g}/query, then escalation on confidence"))
+            continue
         out.append(Candidate(name, cls.family, pol))
     if metric is not None and not any(c.name == "metric-aware" for c in out):
         notes.append(f"metric-aware ({metric}) left out: the data has no sampled answers to aggregate")

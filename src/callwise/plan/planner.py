@@ -250,6 +250,11 @@ def plan(data: OutcomeTable, *, test: OutcomeTable | None = None, split: float |
     missing = [t for t in all_tasks if t not in set(train.tasks())]
     if missing:
         raise DataError(f"task(s) {missing} have no training prompts; a plan is chosen on training data")
+    if baseline is not None:
+        lacking = [t for t in all_tasks if baseline not in train.models(t)]
+        if lacking:
+            raise DataError(f"--baseline {baseline!r} is not a model of this task ({lacking[0]!r}); models are "
+                            f"{train.models(lacking[0])}")
     out: dict[str, TaskPlan] = {}
     for t in all_tasks:
         tr, te = train.for_task(t), test_t.for_task(t)
