@@ -117,3 +117,32 @@ def test_compositions_round_trip_through_policy_files(name, settings, data, requ
     callwise.save_policy(p, tmp_path / "p.json")
     q = callwise.load_policy(tmp_path / "p.json")
     _same(p.decide(rep.queries(), rep), q.decide(rep.queries(), rep))
+
+
+def test_plan_candidates_on_sampled_data(mot) -> None:
+    """Where samples exist: votes, metric-aware aggregation for --metric, the vote-agreement cascade
+    and agreement-signal cascades over hull chains."""
+    from callwise.plan.candidates import build_candidates
+
+    train, _ = mot
+    cands, notes = build_candidates(train, metric="exact-match")
+    by = {c.name: c for c in cands}
+    assert {"vote", "metric-aware", "vote-agreement-cascade", "cascade[agreement@5]:gpt-3.5-turbo>gpt-4"} <= set(by)
+    assert by["metric-aware"].policy.metric == "exact-match"
+    # offline, Filter-Vote's filter and best-of-K's ranker are simulated from correctness: not deployable
+    assert not {"filter-vote", "best-of-k"} & set(by)
+    assert any(n.startswith("best-of-k left out") for n in notes) and any(n.startswith("filter-vote left out")
+                                                                           for n in notes)
+
+
+def test_route_escalate_variants_share_one_fit(rational) -> None:
+    from callwise.plan.candidates import build_candidates
+
+    train, _ = rational
+    cands, _ = build_candidates(train, include=["composition"])
+    variants = [c for c in cands if c.name.startswith("route-escalate[")]
+    assert len(variants) == 3 and len({id(c.policy) for c in variants}) == 1
+    memo: dict = {}
+    fitted = [c.fitted(train, memo) for c in variants]
+    assert len(memo) == 1 and len({id(f.router_) for f in fitted}) == 1
+    assert sorted(f.router_budget for f in fitted) == sorted(c.derive["router_budget"] for c in variants)

@@ -38,7 +38,9 @@ from ..core.policy import Policy, make, registry
 #: Registered policies a plan never deploys: they read whether each answer is right when deciding.
 HINDSIGHT = {"oracle": "the oracle (an upper bound, reads correctness)",
              "oracle-cascade": "the oracle cascade (escalates on correctness)",
-             "cascade-judge": "the judge cascade (its judge is simulated from recorded correctness)"}
+             "cascade-judge": "the judge cascade (its judge is simulated from recorded correctness)",
+             "best-of-k": "best-of-K (offline, its ranker is simulated from recorded correctness)",
+             "filter-vote": "Filter-Vote (offline, its filter is simulated from recorded correctness)"}
 #: The most tiers of a chain built from hull models (the whole hull is always one chain too).
 MAX_TIERS = 4
 #: Where between the cheapest and the dearest model's mean cost route-then-escalate's router is calibrated.
@@ -54,10 +56,25 @@ class Candidate:
     policy: Policy
     origin: str = "registered default"
     notes: list[str] = field(default_factory=list)
+    #: settings applied after fitting (decide-time settings): candidates that share ``policy`` and
+    #: differ only here share one fit per fold
+    derive: dict[str, Any] = field(default_factory=dict)
 
     def fresh(self) -> Policy:
         """A copy to fit (fitting never touches the template)."""
         return copy.deepcopy(self.policy)
+
+    def fitted(self, train: OutcomeTable, memo: dict[int, Policy] | None = None) -> Policy:
+        """The candidate fitted on ``train``; ``memo`` (one per training set) shares fits between
+        candidates of the same template."""
+        key = id(self.policy)
+        if memo is not None and key in memo:
+            base = memo[key]
+        else:
+            base = self.fresh().fit(train)
+            if memo is not None:
+                memo[key] = base
+        return base.with_params(**self.derive) if self.derive else base
 
 
 def hull_models(train: OutcomeTable) -> list[str]:
@@ -69,10 +86,13 @@ def hull_models(train: OutcomeTable) -> list[str]:
     return sorted(on, key=lambda m: cost[models.index(m)])
 
 
-def _samples_with_answers(train: OutcomeTable) -> int:
+def _samples_with_answers(train: OutcomeTable, models: list[str] | None = None) -> int:
+    """The fewest sampled answers any prompt has from any of ``models`` (all models when None)."""
     f = train.frame
     if "answer" not in f.columns or not f["answer"].notna().any():
         return 0
+    if models is not None:
+        f = f[f["model"].isin(models)]
     return int(f.groupby(["prompt_id", "model"])["sample"].nunique().min())
 
 
@@ -105,9 +125,14 @@ def build_candidates(train: OutcomeTable, *, metric: str | None = None, include:
     for a, b in zip(hull, hull[1:]):
         out.append(Candidate(f"zero:{a}+{b}", "zero", RandomMix([a, b], steps=11),
                              "the zero router: a random mix of two neighbouring hull models"))
+    sampled = _samples_with_answers(train) >= 2
     for name, cls in registry().items():
         if name in HINDSIGHT:
-            notes.append(f"{name} left out: {HINDSIGHT[name]}")
+            if name not in ("best-of-k", "filter-vote") or sampled:
+                notes.append(f"{name} left out: {HINDSIGHT[name]}")
+            continue
+        if name == "metric-aware" and metric is not None and sampled:
+            out.append(Candidate(name, cls.family, make(name, metric=metric), f"metric-aware aggregation for {metric}"))
             continue
         if name == "random-mix" or cls.default.__func__ is Policy.default.__func__:  # type: ignore[attr-defined]
             continue
@@ -124,20 +149,20 @@ def build_candidates(train: OutcomeTable, *, metric: str | None = None, include:
             lo, hi = float(cost.min()), float(cost.max())
             for share in ROUTER_BUDGET_SHARES:
                 b = lo + share * (hi - lo)
-                out.append(Candidate(f"route-escalate[router@${b:.3g}]", cls.family, pol.with_params(router_budget=b),
-                                     f"a linear router calibrated to ${b:.3g}/query, then escalation on confidence"))
+                out.append(Candidate(f"route-escalate[router@${b:.3g}]", cls.family, pol,
+                                     f"a linear router calibrated to ${b:.3g}/query, then escalation on confidence",
+                                     derive={"router_budget": b}))
             continue
         out.append(Candidate(name, cls.family, pol))
     if metric is not None and not any(c.name == "metric-aware" for c in out):
         notes.append(f"metric-aware ({metric}) left out: the data has no sampled answers to aggregate")
-    signals: list[tuple[str, dict[str, Any]]] = []
-    if _has_confidence(train):
-        signals.append(("recorded", {}))
-    k = _samples_with_answers(train)
-    if k >= 2:
-        signals.append(("agreement", {"samples": min(k, 5)}))
-    if len(hull) >= 2 and signals:
+    conf = _has_confidence(train)
+    if len(hull) >= 2 and (conf or sampled):
         for chain in chains(hull, max_tiers):
+            signals: list[tuple[str, dict[str, Any]]] = [("recorded", {})] if conf else []
+            k = _samples_with_answers(train, chain[:-1])  # the samples of the models whose confidence decides
+            if k >= 2:
+                signals.append(("agreement", {"samples": min(k, 5)}))
             for sig, extra in signals:
                 label = "confidence" if sig == "recorded" else f"agreement@{extra['samples']}"
                 out.append(Candidate(f"cascade[{label}]:{'>'.join(chain)}", "cascade",

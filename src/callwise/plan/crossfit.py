@@ -121,10 +121,11 @@ def crossfit(cands: list[Candidate], train: OutcomeTable, *, folds: int = 5, see
     evs: list[Evaluated] = []
     _, mean_cost, _ = model_means(train)
     span = (float(mean_cost.min()), float(mean_cost.max()))
+    memo: dict[int, Policy] = {}
     for c in cands:
         step(f"fit {c.name}")
         try:
-            evs.append(configurations(c, c.fresh().fit(train), max_points, span))
+            evs.append(configurations(c, c.fitted(train, memo), max_points, span))
         except CallwiseError as e:
             notes.append(f"{c.name} dropped: fitting on the training split failed: {e}")
     view = train.dense()
@@ -139,10 +140,11 @@ def crossfit(cands: list[Candidate], train: OutcomeTable, *, folds: int = 5, see
         tr = train.for_prompts(pids[fold != f])
         replay = Replay(train.for_prompts(pids[fold == f]).dense())
         rows = np.array([where[p] for p in replay.view.prompt_ids])
+        fold_memo: dict[int, Policy] = {}
         for ev in list(alive):
             step(f"fold {f + 1}/{folds}: {ev.name}")
             try:
-                c, q = _run(ev, ev.candidate.fresh().fit(tr), replay)
+                c, q = _run(ev, ev.candidate.fitted(tr, fold_memo), replay)
             except CallwiseError as e:
                 notes.append(f"{ev.name} dropped: on training fold {f + 1} of {folds}: {e}")
                 alive.remove(ev)

@@ -128,24 +128,29 @@ def _baseline(evs: list[Evaluated], train: OutcomeTable, baseline: str | None) -
     return singles[order[0]]
 
 
-def plan_task(train: OutcomeTable, test: OutcomeTable, task: str, *, budget: float | None, quality: float | None,
-              risk: float, bound: str, horizon: float | str, folds: int, seed: int, metric: str | None,
-              baseline: str | None, include: Sequence[str] | None, n_boot: int, level: float, oracle: str,
-              max_points: int, on_step: Callable[[str], None] | None,
-              on_total: Callable[[int], None] | None = None) -> TaskPlan:
-    """Plan one task (see the module docstring)."""
+def prepare_task(train: OutcomeTable, task: str, *, folds: int, seed: int, metric: str | None,
+                 include: Sequence[str] | None, max_points: int, on_step: Callable[[str], None] | None = None,
+                 on_total: Callable[[int], None] | None = None) -> tuple[list[Evaluated], list[str]]:
+    """Candidates of one task and their out-of-fold outcomes on its training split (no test data)."""
     cands, notes = build_candidates(train, metric=metric, include=list(include) if include else None)
     if on_total:
         on_total(len(cands) * (folds + 2))  # per candidate: the full fit, each fold, the test run
     evs, _, more = crossfit(cands, train, folds=folds, seed=seed ^ zlib.crc32(task.encode()),
                             max_points=max_points, on_step=on_step)
-    notes += more
+    return evs, notes + more
+
+
+def finish_task(train: OutcomeTable, test: OutcomeTable, task: str, evs: list[Evaluated], sel: Selection,
+                notes: list[str], *, baseline: str | None, budget: float | None, quality: float | None,
+                n_boot: int, seed: int, level: float, oracle: str,
+                on_step: Callable[[str], None] | None = None) -> TaskPlan:
+    """After the choice: run the candidates on the test split (once; a later call reuses the runs) and
+    build the verdict."""
     view = test.dense()
-    n_test = len(view.prompt_ids)
-    h = float(n_test) if horizon == "test" else float(horizon)
-    sel = select(evs, budget=budget, quality=quality, risk=risk, bound=bound, horizon=h)
-    # -- the test split, read once, after the choice --
-    notes += evaluate_test(evs, Replay(view), on_step)
+    notes = list(notes)
+    todo = [ev for ev in evs if ev.test_cost is None]
+    if todo:
+        notes += evaluate_test(todo, Replay(view), on_step)
     q0, c0 = view.quality[:, :, 0], view.cost[:, :, 0]
     ok = np.isfinite(q0).all(axis=0) & np.isfinite(c0).all(axis=0)
     singles = [m for m, o in zip(view.models, ok) if o]
@@ -159,9 +164,24 @@ def plan_task(train: OutcomeTable, test: OutcomeTable, task: str, *, budget: flo
         cand = fr["candidates"].get(sel.recommended.ev.name, {})
         verdict["candidate_aiq"], verdict["candidate_gap_closed"] = cand.get("aiq"), cand.get("gap_closed")
         policy = sel.recommended.ev.config(sel.recommended.ev.fitted, sel.recommended.k)
-    return TaskPlan(task, int(train.frame["prompt_id"].nunique()), n_test, sel, evs, fr, verdict,
+    return TaskPlan(task, int(train.frame["prompt_id"].nunique()), len(view.prompt_ids), sel, evs, fr, verdict,
                     _family_on_test(sel, n_boot, seed, level, fr), str(base.fitted.params().get("model")),
                     policy, notes)
+
+
+def plan_task(train: OutcomeTable, test: OutcomeTable, task: str, *, budget: float | None, quality: float | None,
+              risk: float, bound: str, horizon: float | str, folds: int, seed: int, metric: str | None,
+              baseline: str | None, include: Sequence[str] | None, n_boot: int, level: float, oracle: str,
+              max_points: int, on_step: Callable[[str], None] | None,
+              on_total: Callable[[int], None] | None = None) -> TaskPlan:
+    """Plan one task: out-of-fold outcomes, the choice, then (only then) the test split."""
+    evs, notes = prepare_task(train, task, folds=folds, seed=seed, metric=metric, include=include,
+                              max_points=max_points, on_step=on_step, on_total=on_total)
+    n_test = int(test.frame["prompt_id"].nunique())
+    h = float(n_test) if horizon == "test" else float(horizon)
+    sel = select(evs, budget=budget, quality=quality, risk=risk, bound=bound, horizon=h)
+    return finish_task(train, test, task, evs, sel, notes, baseline=baseline, budget=budget, quality=quality,
+                       n_boot=n_boot, seed=seed, level=level, oracle=oracle, on_step=on_step)
 
 
 def _overall(tasks: dict[str, TaskPlan], budget: float | None, quality: float | None, n_boot: int, seed: int,
@@ -280,4 +300,4 @@ def plan(data: OutcomeTable, *, test: OutcomeTable | None = None, split: float |
     return PlanResult(meta, out, _overall(out, budget, quality, n_boot, seed, level))
 
 
-__all__ = ["PlanResult", "TaskPlan", "plan", "plan_task"]
+__all__ = ["PlanResult", "TaskPlan", "finish_task", "plan", "plan_task", "prepare_task"]

@@ -201,7 +201,9 @@ class LinearScorer(Scorer):
                 ridge_cols.append(j)
         if ridge_cols:
             r = Ridge(alpha=alpha).fit(X, Q[:, ridge_cols])
-            W[:, ridge_cols], b[ridge_cols] = r.coef_.T, r.intercept_
+            # one target column comes back raveled from some scikit-learn versions: shape it (targets, features)
+            W[:, ridge_cols] = np.asarray(r.coef_).reshape(len(ridge_cols), -1).T
+            b[ridge_cols] = np.asarray(r.intercept_).reshape(-1)
         return {"W": W.astype(np.float32), "b": b, "logistic": logistic}
 
     def _predict(self, st: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
