@@ -14,5 +14,6 @@ from .crossfit import Evaluated, crossfit
 from .planner import PlanResult, TaskPlan, plan
 from .select import Pick, Selection, select
 
-__all__ = ["BOUNDS", "Candidate", "Evaluated", "LearnedEscalation", "RouteThenEscalate", "VoteAgreementCascade", "Pick", "PlanResult", "Selection", "TaskPlan", "build_candidates",
+__all__ = ["BOUNDS", "Candidate", "Evaluated", "LearnedEscalation", "Pick", "RouteThenEscalate",
+           "VoteAgreementCascade", "PlanResult", "Selection", "TaskPlan", "build_candidates",
            "crossfit", "hull_models", "lower", "plan", "select", "upper"]

@@ -392,7 +392,9 @@ class LearnedEscalation(Escalation):
             qhat = r._calibration_data[0]  # type: ignore[attr-defined]
         else:
             qhat = r.predict(prompts)[0]  # type: ignore[attr-defined]
-        X = r._featurise(r.featuriser_, prompts) if "prompt" in self.used_ else np.zeros((len(prompts), 0))  # type: ignore[attr-defined]
+        if "prompt" not in self.used_:
+            return qhat, np.zeros((len(prompts), 0))
+        X = r._featurise(r.featuriser_, prompts)  # type: ignore[attr-defined]
         return qhat, X
 
     def _fit_scores(self, view: DenseView) -> np.ndarray:

@@ -5,9 +5,10 @@ fitted on the whole training split (at most ``max_points``, evenly spaced along 
 values, both ends kept). A configuration must mean the same thing to every refit of the
 candidate, so routers are configured by ``budget`` (dollars per query, which each fit calibrates
 to a λ on its own out-of-fold predictions; values evenly spaced between the cheapest and the
-dearest model's mean training cost) rather than by λ, whose scale depends on the fit. Then the training prompts are cut into ``folds`` seeded folds; for each
-fold the candidate is fitted on the other folds and every configuration decides the fold's
-prompts on a replay of their recorded outcomes. Every training prompt thus gets, per
+dearest model's mean training cost) rather than by λ, whose scale depends on the fit. Then the
+training prompts are cut into ``folds`` seeded folds; for each fold the candidate is fitted on
+the other folds and every configuration decides the fold's prompts on a replay of their recorded
+outcomes. Every training prompt thus gets, per
 configuration, the cost and quality of a policy that never saw it: the numbers selection and the
 risk bounds are computed from. The policy fitted on the whole training split is kept: it is the
 one evaluated on the test split (once, for the report) and written as the policy file.

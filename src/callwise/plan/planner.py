@@ -50,6 +50,12 @@ class TaskPlan:
 
     def to_dict(self) -> dict[str, Any]:
         cands = []
+
+        def test_point(ev: Evaluated, k: int) -> dict[str, float] | None:
+            if ev.test_cost is None or ev.test_quality is None:
+                return None
+            return {"cost": float(ev.test_cost[:, k].mean()), "quality": float(ev.test_quality[:, k].mean())}
+
         for ev in self.evaluated:
             t = self.selection.table[ev.name]
             cands.append({
@@ -61,8 +67,7 @@ class TaskPlan:
                             "cost_upper_bound": float(t["cost_upper_bound"][k]),
                             "quality_lower_bound": float(t["quality_lower_bound"][k]),
                             "admissible": bool(t["admissible"][k])},
-                     "test": None if ev.test_cost is None else
-                     {"cost": float(ev.test_cost[:, k].mean()), "quality": float(ev.test_quality[:, k].mean())}}  # type: ignore[union-attr]
+                     "test": test_point(ev, k)}
                     for k in range(len(ev.values))]})
         return {"n_train": self.n_train, "n_test": self.n_test, "baseline": self.baseline,
                 "selection": self.selection.to_dict(), "recommendation": self.verdict,
@@ -224,6 +229,9 @@ def _overall(tasks: dict[str, TaskPlan], budget: float | None, quality: float | 
             if g is not None:
                 fams.setdefault(fam, []).append(g)
     out["mean_gap_closed"] = {f: float(np.mean(v)) for f, v in fams.items()}
+    rec = [g for t in done if t.verdict and (g := t.verdict.get("candidate_gap_closed")) is not None]
+    if rec:
+        out["mean_gap_closed"]["recommendation"] = float(np.mean(rec))
     out["mean_gap_closed_rule"] = ("per family, the mean over tasks of the test gap closed by the candidate of "
                                    "the family's best admissible configuration (its whole knob curve)")
     return out

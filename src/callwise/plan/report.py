@@ -88,7 +88,8 @@ def print_plan(result: "PlanResult", console: "Console") -> None:
         console.print(fam)
         cf = t.frontier["cross_family"]
         g = cf["gap_closed"]
-        console.print(f"cross-family hull on test: AIQ {cf['aiq']['paper']:.4f} (zero {t.frontier['zero']['aiq']['paper']:.4f}, "
+        zero_aiq = t.frontier["zero"]["aiq"]["paper"]
+        console.print(f"cross-family hull on test: AIQ {cf['aiq']['paper']:.4f} (zero {zero_aiq:.4f}, "
                       f"oracle {t.frontier['oracle']['aiq']['paper']:.4f}; gap closed "
                       f"{'-' if g is None else f'{g:+.2f}'}; hindsight: the best candidate per cost, chosen on test)")
         for n in t.notes:
