@@ -14,6 +14,7 @@ best single model's. Printed per task and budget: the recommendation and its fam
 quality, what it saves against the best single model on train, whether the budget held (and in
 what share of 200 bootstrap resamples of the test prompts), and the best admissible configuration
 of each family on test. Then: how often the budget held, and which family won how often.
+RouteLLM evals are priced by ``docs/examples/routellm_prices.yaml`` (they record no costs).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from callwise.plan.select import select
 DATASETS = {
     "routerbench-subset": {},
     "rational-cascades": {},
-    "routellm-evals": {},
+    "routellm-evals": {"prices": "docs/examples/routellm_prices.yaml"},
     "mot-cascade-samples": {"drop_incomplete": True, "tasks": ["date_cot1", "date_pot1"],
                             "models": ["gpt-3.5-turbo", "gpt-4"], "split": 0.6},
 }
@@ -44,7 +45,7 @@ DATASETS = {
 
 def load(root: Path, name: str) -> tuple[callwise.OutcomeTable, callwise.OutcomeTable, list[str]]:
     spec = DATASETS[name]
-    t = callwise.load(root / name, drop_incomplete=spec.get("drop_incomplete", False))
+    t = callwise.load(root / name, drop_incomplete=spec.get("drop_incomplete", False), prices=spec.get("prices"))
     if "tasks" in spec:
         t = t.select(t.frame["task"].isin(spec["tasks"]).to_numpy())
     if "models" in spec:

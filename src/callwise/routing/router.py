@@ -407,13 +407,15 @@ class Router(Policy):
         return self.with_params(lam=float(value), budget=None, quality_target=None)
 
     def cheaper(self, pressure: float) -> Policy:
-        """λ moved up the fitted grid from this setting's λ toward the largest (cheapest routing)."""
+        """λ moved down the fitted grid from this setting's λ toward 0 (λ weighs quality against cost
+        in λ·q̂ − ĉ, so a smaller λ routes cheaper; λ = 0 sends every prompt to its cheapest model)."""
         self._require_fitted()
         p = min(max(float(pressure), 0.0), 1.0)
         if p == 0.0:
             return self
         lam0 = self.effective_lam()
-        grid = np.unique(np.r_[lam0, np.asarray(self.lambdas_, dtype=float)[np.asarray(self.lambdas_) > lam0]])
+        lams = np.asarray(self.lambdas_, dtype=float)
+        grid = np.unique(np.r_[0.0, lams[lams < lam0], lam0])[::-1]  # from this λ down to 0
         return self.at_knob(float(grid[int(round(p * (len(grid) - 1)))]))
 
     @classmethod
