@@ -98,6 +98,26 @@ def test_router_answers_and_costs_match_offline(world, served):
     assert len(models) >= 2, "the router should route to more than one model on these prompts"
 
 
+def test_a_router_and_a_logprob_cascade_share_one_server(world):
+    """Logprobs are asked for the cascade's calls only: the router's calls to models that return none
+    succeed (issue 20, defect 2: asking for logprobs switched them on for the whole backend)."""
+    from callwise.core.outcomes import OutcomeTable
+
+    f = world["table"].frame.copy()
+    f.loc[~f["model"].isin([SMALL, LARGE]), "confidence"] = np.nan  # these models return no logprobs
+    srv = None
+    with BackgroundServer(build_replay_app(OutcomeTable(f, world["table"].meta))) as up:
+        srv = _server(world, up.url)
+        with BackgroundServer(srv.app()) as s:
+            c = _client(s.url)
+            prompts = prompts_of(world["test"], world["ids"][:25])
+            answered = {_ask(c, "callwise/knn", p).usage.model_dump()["callwise"]["answered_by"] for p in prompts}
+            for p in prompts[:5]:
+                assert _ask(c, "callwise/casc", p).usage.model_dump()["cost"] > 0
+        srv.backend.close()
+    assert answered - {SMALL, LARGE}, "the router should use a model without logprobs on these prompts"
+
+
 def test_cascade_matches_offline_stream_simulation(world, served):
     """One request at a time, the served cascade decides as the same policy does offline with a ledger."""
     s, _ = served

@@ -30,14 +30,29 @@ class Call:
     calls: Calls
 
 
+def with_logprobs(queries: Queries, top_logprobs: int = 5) -> Queries:
+    """The queries with ``logprobs`` asked for in each one's generation settings (a policy's own calls:
+    a server that serves other policies too must not ask for them on theirs)."""
+    import numpy as np
+
+    base = queries.params if queries.params is not None else [None] * len(queries)
+    params = np.empty(len(queries), dtype=object)
+    for i, p in enumerate(base):
+        params[i] = {"top_logprobs": top_logprobs, **(p or {}), "logprobs": True}
+    return Queries(queries.ids, queries.prompts, queries.tasks, queries.messages, params)
+
+
 class Recording:
     """Wraps ``backend``; ``log`` lists every call made through it, in order."""
 
-    def __init__(self, backend: Backend, *, floor: str | None = None, rank: Mapping[str, float] | None = None) -> None:
+    def __init__(self, backend: Backend, *, floor: str | None = None, rank: Mapping[str, float] | None = None,
+                 logprobs: bool = False, top_logprobs: int = 5) -> None:
         self.backend = backend
         self.models = backend.models
         self.floor = floor
         self.rank = dict(rank or {})
+        self.logprobs = bool(logprobs)
+        self.top_logprobs = int(top_logprobs)
         self.log: list[Call] = []
 
     def _target(self, model: str) -> str:
@@ -48,6 +63,8 @@ class Recording:
 
     def call(self, model: str, queries: Queries, sample: int = 0) -> Calls:
         target = self._target(model)
+        if self.logprobs:
+            queries = with_logprobs(queries, self.top_logprobs)
         got = self.backend.call(target, queries, sample)
         self.log.append(Call(model, target, queries.ids, sample, got))
         return got

@@ -221,8 +221,8 @@ class PolicyServer:
         if missing:
             raise PolicyError(f"the policies call model(s) {missing} that have no endpoint; endpoints are "
                               f"{sorted(backend.models)}")
-        if any(p.needs_logprobs() for p in policies.values()):
-            backend.with_logprobs(True)
+        # logprobs are asked for per policy, on its own calls (decide_batch): a router and a logprob
+        # cascade share one backend, and the router's models need not return logprobs
         self.backend = backend
         backend.send_ids = False  # request ids are made up here: upstreams match on the prompt text
         self.served: dict[str, Served] = {}
@@ -278,7 +278,8 @@ class PolicyServer:
         """
         if pressure > 0:
             policy = policy.cheaper(pressure)
-        rec = Recording(self.backend, floor=floor, rank=served.rank)
+        rec = Recording(self.backend, floor=floor, rank=served.rank, logprobs=policy.needs_logprobs(),
+                        top_logprobs=self.backend.top_logprobs)
         rids = [uuid.uuid4().hex for _ in items]
         q = Queries(_obj(rids), _obj([render(m) for m, _, _ in items]), _obj(["live"] * len(items)),
                     _obj([m for m, _, _ in items]), _obj([p for _, p, _ in items]))
