@@ -290,6 +290,62 @@ def test_upstream_failures_retry_fall_back_and_502(world):
         srv.backend.close()
 
 
+def _concurrent(url, model_of, prompts, key):
+    """Every prompt at once (16 in flight); per prompt the response or the error raised."""
+    def one(i):
+        try:
+            return _ask(_client(url, key(i)), model_of(i), prompts[i])
+        except openai.APIStatusError as e:
+            return e
+    with cf.ThreadPoolExecutor(16) as ex:
+        return list(ex.map(one, range(len(prompts))))
+
+
+def test_a_failed_call_touches_only_its_request(world):
+    """The large model always fails: requests routed elsewhere succeed in the same micro-batches, each
+    request makes its calls once, and money spent upstream equals money charged to keys (issue 20, defect 3)."""
+    prompts = prompts_of(world["test"], world["ids"])
+    offline = world["router"].decide(Queries(world["ids"], np.array(prompts, dtype=object),
+                                             np.array(["t"] * len(prompts), dtype=object)), Replay(world["test"]))
+    to_large = np.array([offline.models[c] == LARGE for c in offline.chosen])
+    assert to_large.any() and not to_large.all()
+    keys = KeyBudgets({"k1": 100.0, "k2": 100.0})
+    with BackgroundServer(build_replay_app(world["table"], fail_rate={LARGE: 1.0})) as up:
+        srv = _server(world, up.url, policies={"knn": world["router"]}, keys=keys, max_retries=0)
+        with BackgroundServer(srv.app()) as s:
+            got = _concurrent(s.url, lambda i: "callwise/knn", prompts, lambda i: f"k{1 + i % 2}")
+        stats = dict(srv.backend.stats)
+        srv.backend.close()
+    failed = np.array([isinstance(r, openai.APIStatusError) for r in got])
+    assert np.array_equal(failed, to_large), "exactly the requests routed to the failing model fail"
+    assert all(r.status_code == 502 and "injected failure" in r.message for r in np.array(got, dtype=object)[failed])
+    assert srv.batches < len(prompts), "requests were decided in shared micro-batches"
+    assert stats["calls"] == int((~to_large).sum())  # one upstream call per healthy request, none repeated
+    assert keys.spent("k1") + keys.spent("k2") == pytest.approx(stats["spent"], rel=1e-9, abs=1e-15)
+
+
+def test_spent_upstream_equals_charged_under_half_failures(world):
+    """50% of upstream calls fail, router and cascade requests interleave: every request gets 200 or 502,
+    no call is made twice for a request, and every dollar spent upstream is charged to a key."""
+    prompts = prompts_of(world["test"], world["ids"])
+    keys = KeyBudgets({"k1": 100.0, "k2": 100.0, "k3": 100.0})
+    with BackgroundServer(build_replay_app(world["table"], fail_rate=0.5, seed=3)) as up:
+        srv = _server(world, up.url, keys=keys, max_retries=0)
+        with BackgroundServer(srv.app()) as s:
+            n = len(prompts)
+            got = _concurrent(s.url, lambda i: "callwise/knn" if i % 2 else "callwise/casc", prompts * 2,
+                              lambda i: f"k{1 + i % 3}")
+        stats = dict(srv.backend.stats)
+        srv.backend.close()
+    errors = [r for r in got if isinstance(r, openai.APIStatusError)]
+    assert errors and len(errors) < len(got)
+    assert all(r.status_code == 502 for r in errors)
+    # at most one call per router request and two per cascade request (the cheap one and one escalation)
+    assert stats["calls"] <= n * 1 + n * 2
+    charged = sum(keys.spent(k) for k in ("k1", "k2", "k3"))
+    assert charged == pytest.approx(stats["spent"], rel=1e-9, abs=1e-15)
+
+
 def test_fallback_to_a_declared_model(world, tmp_path):
     """The small model's endpoint always fails; it falls back to the 70b model, which answers."""
     from callwise.live.backend import Live, load_endpoints

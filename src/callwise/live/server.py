@@ -58,7 +58,7 @@ from ..core.policy import Policy, policy_models
 from .backend import Live, ProviderError
 from .chat import RequestError, check_request, render
 from .http_util import install_openai_errors, openai_error
-from .recording import Recording
+from .recording import Attempts, Recording
 
 PREFIX = "callwise/"
 
@@ -270,17 +270,19 @@ class PolicyServer:
         return served, policy, setting
 
     def decide_batch(self, served: Served, policy: Policy, items: Sequence[tuple[list[dict[str, Any]], dict[str, Any],
-                     str | None]], floor: str | None, pressure: float) -> list[dict[str, Any]]:
+                     str | None]], floor: str | None, pressure: float, *, rids: Sequence[str] | None = None,
+                     attempts: Attempts | None = None) -> list[dict[str, Any]]:
         """Run the policy once on a batch of conversations that share a policy setting, floor and pressure.
 
         Blocking (a worker thread calls it). Returns one result per conversation: the answer, the
-        model that gave it, every call made for it, and what it cost.
+        model that gave it, every call made for it, and what it cost. ``rids`` and ``attempts`` carry
+        the batch's request ids and calls across re-decisions (see :meth:`_run_group`).
         """
         if pressure > 0:
             policy = policy.cheaper(pressure)
         rec = Recording(self.backend, floor=floor, rank=served.rank, logprobs=policy.needs_logprobs(),
-                        top_logprobs=self.backend.top_logprobs)
-        rids = [uuid.uuid4().hex for _ in items]
+                        top_logprobs=self.backend.top_logprobs, attempts=attempts)
+        rids = list(rids) if rids is not None else [uuid.uuid4().hex for _ in items]
         q = Queries(_obj(rids), _obj([render(m) for m, _, _ in items]), _obj(["live"] * len(items)),
                     _obj([m for m, _, _ in items]), _obj([p for _, p, _ in items]))
         d = policy.decide(q, rec)
@@ -298,6 +300,10 @@ class PolicyServer:
                 r = c.calls.responses[j] if c.calls.responses else None
                 cost = float(c.calls.cost[j])
                 cached = bool(r.cached) if r is not None else False
+                if r is not None and attempts is not None:
+                    if id(r) in attempts.charged:  # the same response reused twice in one decision
+                        cost, cached = 0.0, True
+                    attempts.charged.add(id(r))
                 by = r.model if r is not None else c.sent_to
                 calls.append({"model": c.requested, "served_by": by, "cost": cost, "cached": cached})
                 nominal += cost
@@ -326,20 +332,40 @@ class PolicyServer:
         return await self._batcher.submit(group, (served, policy, floor, pressure), (messages, params, key))
 
     def _run_group(self, head: tuple[Served, Policy, str | None, float], items: list[Any]) -> list[Any]:
-        """Decide a batch; if an upstream failure breaks it, decide each conversation alone (finished calls are
-        cached or shared, so only the failing one fails)."""
+        """Decide a batch; a failed upstream call fails only its own request.
+
+        When a call fails, the requests whose calls failed get the error and the others are decided
+        again at once, without them: every call already made in the batch is reused, not made again
+        (:class:`~callwise.live.recording.Attempts`). Money stays accounted: a call made for a request
+        that then failed, or made in an attempt the final decision did not use, is charged to the key
+        of the request it was made for, so what is spent upstream equals what is charged to keys.
+        """
         served, policy, floor, pressure = head
-        try:
-            return self.decide_batch(served, policy, items, floor, pressure)
-        except ProviderError:
-            if len(items) == 1:
-                raise
-        out: list[Any] = []
-        for it in items:
+        rids = [uuid.uuid4().hex for _ in items]
+        attempts = Attempts()
+        out: list[Any] = [None] * len(items)
+        alive = list(range(len(items)))
+        while alive:
             try:
-                out.append(self.decide_batch(served, policy, [it], floor, pressure)[0])
-            except CallwiseError as e:
-                out.append(e)
+                got = self.decide_batch(served, policy, [items[i] for i in alive], floor, pressure,
+                                        rids=[rids[i] for i in alive], attempts=attempts)
+            except ProviderError as e:
+                dead = [i for i in alive if rids[i] in attempts.failed]
+                if not dead:  # a failure not tied to a request of this batch: every request gets it
+                    dead = list(alive)
+                for i in dead:
+                    err = attempts.failed.get(rids[i], e)
+                    out[i] = err if isinstance(err, CallwiseError) else ProviderError(str(err))
+                alive = [i for i in alive if i not in dead]
+                continue
+            for i, r in zip(alive, got):
+                out[i] = r
+            break
+        key_of = {rids[i]: items[i][2] for i in range(len(items))}
+        for k, r in attempts.done.items():  # calls no final decision charged (failed requests, unused attempts)
+            if id(r) not in attempts.charged and not r.cached:
+                self.keys.charge(key_of[k[1]], float(r.cost))
+                attempts.charged.add(id(r))
         return out
 
     # -- the app ----------------------------------------------------------------------------------------
