@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--risk", type=float, default=0.05)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--tasks", default=None, help="Only these tasks (comma-separated)")
     a = ap.parse_args(argv)
     fractions = [float(x) for x in a.fractions.split(",")]
     rows: list[dict[str, Any]] = []
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
               "(quality Δ) | budget held (resamples) | best of each family on test (quality) |")
         print("|---|---|---|---|---|---|---|---|")
         for task in tasks:
+            if a.tasks and task not in a.tasks.split(","):
+                continue
             tr, te = train.for_task(task), test.for_task(task)
             t0 = time.perf_counter()
             evs, notes = prepare_task(tr, task, folds=a.folds, seed=0, metric=None, include=None, max_points=25)

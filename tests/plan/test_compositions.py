@@ -146,3 +146,14 @@ def test_route_escalate_variants_share_one_fit(rational) -> None:
     fitted = [c.fitted(train, memo) for c in variants]
     assert len(memo) == 1 and len({id(f.router_) for f in fitted}) == 1
     assert sorted(f.router_budget for f in fitted) == sorted(c.derive["router_budget"] for c in variants)
+
+
+def test_learned_escalation_takes_infinite_log_probabilities(rational) -> None:
+    """Recorded log-probabilities reach -inf (triviaqa-qwen_oai has 35): the regression still fits."""
+    train, test = rational
+    f = train.frame.copy()
+    f.loc[f.index[::7], "confidence"] = -np.inf
+    t = callwise.OutcomeTable(f, train.meta)
+    p = make("learned-escalation", models=["llama3.2-3b", "llama3.1-405b"], budget=2e-4).fit(t)
+    d = p.decide(Replay(test).queries(), Replay(test))
+    assert np.isfinite(d.cost).all()

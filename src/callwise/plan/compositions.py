@@ -306,6 +306,8 @@ class VoteAgreementCascade(ConfidenceCascade):
 
 #: The signals a learned escalation score may combine.
 SIGNALS = ("confidence", "agreement", "router-gain", "prompt")
+#: Confidences are clipped to [-CLIP, CLIP] before the regression (log-probabilities reach -inf).
+CLIP = 50.0
 
 
 @register
@@ -346,7 +348,9 @@ class LearnedEscalation(Escalation):
         if "confidence" in use:
             if confidence is None:
                 raise PolicyError(f"{self.name}: the confidence signal needs a confidence for every answer")
-            cols.append(np.asarray(confidence, float)[:, None])
+            # a log-probability may be -inf (an answer the model gave probability 0): keep it finite
+            c = np.clip(np.nan_to_num(np.asarray(confidence, float), nan=0.0, posinf=CLIP, neginf=-CLIP), -CLIP, CLIP)
+            cols.append(c[:, None])
         if "agreement" in use:
             if answers is None or np.asarray(answers).ndim != 2:
                 raise PolicyError(f"{self.name}: the agreement signal needs {self.samples} sampled answers")

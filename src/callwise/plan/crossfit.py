@@ -127,8 +127,8 @@ def crossfit(cands: list[Candidate], train: OutcomeTable, *, folds: int = 5, see
         step(f"fit {c.name}")
         try:
             evs.append(configurations(c, c.fitted(train, memo), max_points, span))
-        except CallwiseError as e:
-            notes.append(f"{c.name} dropped: fitting on the training split failed: {e}")
+        except (CallwiseError, ValueError, ArithmeticError) as e:
+            notes.append(f"{c.name} dropped: fitting on the training split failed: {type(e).__name__}: {e}")
     view = train.dense()
     pids = view.prompt_ids
     where = {p: i for i, p in enumerate(pids)}
@@ -146,8 +146,8 @@ def crossfit(cands: list[Candidate], train: OutcomeTable, *, folds: int = 5, see
             step(f"fold {f + 1}/{folds}: {ev.name}")
             try:
                 c, q = _run(ev, ev.candidate.fitted(tr, fold_memo), replay)
-            except CallwiseError as e:
-                notes.append(f"{ev.name} dropped: on training fold {f + 1} of {folds}: {e}")
+            except (CallwiseError, ValueError, ArithmeticError) as e:
+                notes.append(f"{ev.name} dropped: on training fold {f + 1} of {folds}: {type(e).__name__}: {e}")
                 alive.remove(ev)
                 continue
             assert ev.cv_cost is not None and ev.cv_quality is not None
