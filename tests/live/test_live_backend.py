@@ -454,6 +454,23 @@ def test_bucket_refills_at_its_rate():
     assert drained < 0.1 and 0.9 <= waited < 1.3
 
 
+def test_a_huge_max_tokens_does_not_disable_the_token_limit():
+    """The estimate taken is clipped to a full bucket, and so is the refund (issue 20, defect 5: the
+    refund of an unclipped estimate filled the bucket far past its capacity)."""
+    async def run() -> tuple[float, float]:
+        b = _Bucket(600)  # 600 tokens a minute: 10 a second
+        taken = await b.take(1e9 + 50)  # max_tokens = 1e9
+        b.adjust(50.0 - taken)  # the response used 50 tokens
+        level = b.level
+        t = time.perf_counter()
+        await b.take(560)  # 550 are left: this one waits about a second
+        return level, time.perf_counter() - t
+
+    level, waited = asyncio.run(run())
+    assert level <= 600 and level == pytest.approx(550, abs=1)
+    assert 0.8 <= waited < 1.5
+
+
 def test_rpm_sets_the_bucket(replay):
     with live(one("A", replay.url + "/v1", rpm=120)) as be:
         t = time.perf_counter()

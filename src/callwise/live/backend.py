@@ -240,18 +240,21 @@ class _Bucket:
         self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
         self.stamp = now
 
-    async def take(self, n: float) -> None:
-        n = min(n, self.capacity)  # a request bigger than a minute's worth waits for a full bucket
+    async def take(self, n: float) -> float:
+        """Wait until ``n`` fits and take it; returns what was taken (at most a full bucket: a request
+        bigger than a minute's worth waits for a full bucket)."""
+        n = min(n, self.capacity)
         while True:
             self._refill()
             if self.level >= n:
                 self.level -= n
-                return
+                return n
             await asyncio.sleep((n - self.level) / self.rate)
 
     def adjust(self, delta: float) -> None:
-        """Charge (or refund) the difference between a request's estimate and its real size."""
-        self.level -= delta
+        """Charge (or refund) the difference between what was taken and the request's real size;
+        a refund never fills the bucket past its capacity."""
+        self.level = min(self.capacity, self.level - delta)
 
 
 class _Limits:
@@ -523,7 +526,7 @@ class Live:
                     if limits.requests is not None:
                         await limits.requests.take(1)
                     if limits.tokens is not None:
-                        await limits.tokens.take(est)
+                        est = await limits.tokens.take(est)  # a huge max_tokens takes a full bucket, no more
                     t0 = time.perf_counter()
                     raw = await self._send(ep, messages, gen, sample, prompt_id)
                     latency = time.perf_counter() - t0
