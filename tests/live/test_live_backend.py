@@ -285,6 +285,22 @@ def test_a_400_is_not_retried(transport):
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_dead_upstream_says_connection_refused(transport):
+    """Nothing listens on the port: the error says so, not 'InternalServerError, HTTP 500' (issue 20, defect 8)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free once closed: nothing listens there
+    with live(one("m", f"http://127.0.0.1:{port}/v1", transport, max_retries=0)) as be:
+        with pytest.raises(ProviderError) as e:
+            be.call("m", queries(["q1"]))
+    msg = str(e.value)
+    assert "model 'm' could not connect (connection refused)" in msg, msg
+    assert "HTTP 500" not in msg and e.value.status is None
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_retries_exhausted(transport):
     with Upstream(always(503, "overloaded")) as up, live(one("m", up.base, transport, max_retries=2)) as be:
         with pytest.raises(ProviderError) as e:

@@ -352,16 +352,42 @@ def _classify(e: BaseException, model: str, secrets: Sequence[str]) -> ProviderE
         return e
     status = _status_of(e)
     name = type(e).__name__
-    timeout = isinstance(e, (asyncio.TimeoutError, TimeoutError)) or "Timeout" in name
-    connection = "Connection" in name or "ConnectError" in name or "RemoteProtocol" in name
+    chain = _chain(e)
+    names = " ".join(type(x).__name__ for x in chain)
+    text = " ".join(str(x) for x in chain).lower()
+    timeout = any(isinstance(x, (asyncio.TimeoutError, TimeoutError)) for x in chain) or "Timeout" in names \
+        or "timed out" in text
+    refused = any(isinstance(x, ConnectionRefusedError) for x in chain) or "connection refused" in text \
+        or "connecterror" in names.lower() or "all connection attempts failed" in text
+    connection = refused or "Connection" in names or "RemoteProtocol" in names
     retryable = timeout or connection or status is None and "ServiceUnavailable" in name or (
         status is not None and (status in RETRYABLE_STATUS or status >= 500))
     msg = _scrub(str(e) or name, secrets)
     if len(msg) > 500:
         msg = msg[:500] + "..."
-    what = "timed out" if timeout else f"failed ({name}{'' if status is None else f', HTTP {status}'})"
+    # a transport failure says what happened, not the HTTP 500 some clients wrap it in
+    if timeout:
+        what = "timed out"
+    elif refused:
+        what = "could not connect (connection refused)"
+        status = None
+    elif connection:
+        what = f"could not connect ({name})"
+        status = None
+    else:
+        what = f"failed ({name}{'' if status is None else f', HTTP {status}'})"
     return ProviderError(f"model {model!r} {what}: {msg}", model=model, status=status, retryable=retryable,
                          retry_after=_retry_after(e))
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    """The exception and its causes and contexts (each once)."""
+    out: list[BaseException] = []
+    x: BaseException | None = e
+    while x is not None and x not in out and len(out) < 10:
+        out.append(x)
+        x = x.__cause__ or x.__context__
+    return out
 
 
 def _approx_tokens(messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> float:
