@@ -761,13 +761,17 @@ def serve(
     api_base: Optional[str] = ApiBaseOpt, endpoints: Optional[Path] = EndpointsOpt, prices: Optional[Path] = LivePricesOpt,
     provider_costs: bool = ProviderCostOpt, cache: Optional[Path] = CacheOpt, no_cache: bool = NoCacheOpt,
     transport: str = TransportOpt, concurrency: int = ConcurrencyOpt, timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+    max_body_mb: float = typer.Option(4.0, "--max-body-mb", help="Largest request body read; a bigger one gets 413 before it is read"),
 ) -> None:
     """Serve fitted policies as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models, /health)."""
     from .live import server as srv
 
     try:
+        if not max_body_mb > 0:
+            raise DataError(f"--max-body-mb must be a positive number of megabytes, got {max_body_mb}")
         app_ = build_server(policy_files, api_key, keys, key_budget, soft, api_base, endpoints, prices, provider_costs,
-                            cache, no_cache, transport, concurrency, timeout, retries).app()
+                            cache, no_cache, transport, concurrency, timeout, retries,
+                            max_body=max(1024, int(max_body_mb * 1024 * 1024))).app()
     except CallwiseError as e:
         _fail(e)
     typer.echo(f"serving {[srv.PREFIX + p.stem for p in policy_files]} on http://{host}:{port}/v1", err=True)
@@ -777,7 +781,7 @@ def serve(
 def build_server(policy_files: List[Path], api_key: Optional[List[str]], keys: Optional[Path], key_budget: Optional[float],
                  soft: float, api_base: Optional[str], endpoints: Optional[Path], prices: Optional[Path],
                  provider_costs: bool, cache: Optional[Path], no_cache: bool, transport: str = "litellm",
-                 concurrency: int = 32, timeout: float = 60.0, retries: int = 3) -> Any:
+                 concurrency: int = 32, timeout: float = 60.0, retries: int = 3, max_body: int | None = None) -> Any:
     """The :class:`~callwise.live.server.PolicyServer` that ``callwise serve`` runs (also for tests and benchmarks)."""
     from .core.policy import policy_models
     from .live.server import KeyBudgets, PolicyServer, load_policies
@@ -792,7 +796,9 @@ def build_server(policy_files: List[Path], api_key: Optional[List[str]], keys: O
     models = sorted({m for p in policies.values() for m in policy_models(p)})
     backend = _live(models, api_base, endpoints, prices, provider_costs, cache, no_cache, transport, concurrency,
                     timeout, retries)
-    return PolicyServer(policies, backend, keys=kb)
+    from .live.server import MAX_BODY
+
+    return PolicyServer(policies, backend, keys=kb, max_body=MAX_BODY if max_body is None else max_body)
 
 
 @app.command("replay-server")

@@ -177,6 +177,22 @@ def test_streaming_reassembles_the_answer(world, served):
      "'temperature' must be a number in [0, 2]"),
     ({"messages": [{"role": "user", "content": "x"}]}, 400, "'model' is required"),
     ([1, 2], 400, "must be a JSON object"),
+    # issue 20, defect 7: every forwarded parameter's type and range
+    ({"model": "callwise/knn", "messages": [{"role": "user", "content": "x"}], "n": True}, 400, "'n' must be 1"),
+    ({"model": "callwise/knn", "messages": [{"role": "user", "content": "x"}], "top_p": "x"}, 400,
+     "'top_p' must be a number in [0, 1]"),
+    ({"model": "callwise/knn", "messages": [{"role": "user", "content": "x"}], "seed": 1.5}, 400,
+     "'seed' must be a whole number"),
+    ({"model": "callwise/knn", "messages": [{"role": "user", "content": "x"}], "presence_penalty": 3}, 400,
+     "'presence_penalty' must be a number in [-2, 2]"),
+    ({"model": "callwise/knn", "messages": [{"role": "user", "content": "x"}], "stop": [1]}, 400,
+     "'stop' must be a string or a list of 1 to 4 strings"),
+    ({"model": "callwise/knn", "messages": [{"role": "user", "content": "x"}], "response_format": "json"}, 400,
+     "'response_format' must be an object"),
+    ({"model": "callwise/knn", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, 400,
+     "'max_tokens' must be a whole number >= 1"),
+    ({"model": "callwise/knn@-1", "messages": [{"role": "user", "content": "x"}]}, 400, "must be >= 0"),
+    ({"model": "callwise/casc@-0.5", "messages": [{"role": "user", "content": "x"}]}, 400, "must be >= 0"),
 ])
 def test_malformed_requests_get_openai_errors(served, body, status, message):
     s, _ = served
@@ -191,6 +207,43 @@ def test_invalid_json_body(served):
     r = httpx.post(s.url + "/v1/chat/completions", content=b"{not json", timeout=10,
                    headers={"content-type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b'{"model": "callwise/knn", "messages": [{"role": "user", "content": "x"}], "x": ' + b"[" * 5000 + b"]" * 5000
+     + b"}", "nested too deeply"),
+    (b'{"model": "callwise/knn", "messages": [{"role": "user", "content": "\\ud800"}]}', "not valid Unicode"),
+])
+def test_hostile_bodies_get_400_and_the_connection_lives_on(world, served, raw, message):
+    """Deep nesting and a lone surrogate gave 500 and reset the connection (issue 20, defect 7)."""
+    s, _ = served
+    p = prompts_of(world["test"], world["ids"][:1])[0]
+    with httpx.Client(timeout=10) as c:
+        r = c.post(s.url + "/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
+        ok = c.post(s.url + "/v1/chat/completions",
+                    json={"model": "callwise/knn", "messages": [{"role": "user", "content": p}]})
+        assert ok.status_code == 200
+
+
+def test_a_body_past_the_limit_gets_413_before_it_is_read(world, upstream):
+    """Refused by its Content-Length, or while a chunked body streams in (issue 20, defect 6)."""
+    srv = _server(world, upstream.url)
+    srv.max_body = 64 * 1024
+    big = b'{"model": "callwise/knn", "messages": [{"role": "user", "content": "' + b"x" * 200_000 + b'"}]}'
+    with BackgroundServer(srv.app()) as s, httpx.Client(timeout=10) as c:
+        r = c.post(s.url + "/v1/chat/completions", content=big, headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "larger than the server's limit of 65,536 bytes" in r.json()["error"]["message"]
+
+        def chunks():
+            for i in range(0, len(big), 8192):
+                yield big[i:i + 8192]
+        r = c.post(s.url + "/v1/chat/completions", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        p = prompts_of(world["test"], world["ids"][:1])[0]
+        assert c.post(s.url + "/v1/chat/completions",
+                      json={"model": "callwise/knn", "messages": [{"role": "user", "content": p}]}).status_code == 200
+    srv.backend.close()
 
 
 def test_200_simultaneous_requests(world, served):

@@ -68,7 +68,7 @@ def check_request(body: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any],
         if body.get(k) is not None:
             raise RequestError(400, f"'{k}' is not supported by callwise serve", param=k)
     n = body.get("n", 1)
-    if n not in (1, None):
+    if n is not None and (isinstance(n, bool) or n != 1):
         raise RequestError(400, f"'n' must be 1 (a policy returns one answer), got {n!r}", param="n")
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
@@ -77,11 +77,32 @@ def check_request(body: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any],
     if not isinstance(opts, dict):
         raise RequestError(400, "'stream_options' must be an object", param="stream_options")
     params = {k: body[k] for k in PASSTHROUGH if body.get(k) is not None}
-    t = params.get("temperature")
-    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 2):
-        raise RequestError(400, f"'temperature' must be a number in [0, 2], got {t!r}", param="temperature")
-    for k in ("max_tokens", "max_completion_tokens"):
-        v = params.get(k)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise RequestError(400, f"'{k}' must be a whole number >= 1, got {v!r}", param=k)
+    for k, v in params.items():
+        _check_param(k, v)
     return model, messages, params, stream, bool(opts.get("include_usage"))
+
+
+#: Numeric generation settings: (lowest, highest, whole numbers only).
+RANGES = {"temperature": (0.0, 2.0, False), "top_p": (0.0, 1.0, False), "presence_penalty": (-2.0, 2.0, False),
+          "frequency_penalty": (-2.0, 2.0, False), "max_tokens": (1, None, True),
+          "max_completion_tokens": (1, None, True), "seed": (None, None, True)}
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+
+
+def _check_param(k: str, v: Any) -> None:
+    """A forwarded generation setting of the right type and range, or a 400 naming it."""
+    if k in RANGES:
+        lo, hi, whole = RANGES[k]
+        kind = "a whole number" if whole else "a number"
+        ok = not isinstance(v, bool) and isinstance(v, int if whole else (int, float))
+        ok = ok and v == v and abs(v) != float("inf") and (lo is None or v >= lo) and (hi is None or v <= hi)
+        if not ok:
+            where = "" if lo is None else f" >= {lo:g}" if hi is None else f" in [{lo:g}, {hi:g}]"
+            raise RequestError(400, f"'{k}' must be {kind}{where}, got {v!r}", param=k)
+    elif k == "stop":
+        if not (isinstance(v, str) or (isinstance(v, list) and 1 <= len(v) <= 4 and all(isinstance(s, str) for s in v))):
+            raise RequestError(400, f"'stop' must be a string or a list of 1 to 4 strings, got {v!r}", param="stop")
+    elif k == "response_format":
+        if not isinstance(v, dict) or v.get("type") not in RESPONSE_FORMATS:
+            raise RequestError(400, f"'response_format' must be an object with 'type' one of {list(RESPONSE_FORMATS)}, "
+                                    f"got {v!r}", param="response_format")

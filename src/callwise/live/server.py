@@ -61,6 +61,8 @@ from .http_util import install_openai_errors, openai_error
 from .recording import Attempts, Recording
 
 PREFIX = "callwise/"
+#: Largest request body read (bytes): a bigger one is refused with 413 before it is read.
+MAX_BODY = 4 * 1024 * 1024
 
 
 @dataclass
@@ -214,7 +216,8 @@ class PolicyServer:
     """The state behind the app: policies by name, the live backend, keys and conversations."""
 
     def __init__(self, policies: Mapping[str, Policy], backend: Live, *, keys: KeyBudgets | None = None,
-                 conversations: int = 100_000, max_batch: int = 64, workers: int = 4) -> None:
+                 conversations: int = 100_000, max_batch: int = 64, workers: int = 4,
+                 max_body: int = MAX_BODY) -> None:
         if not policies:
             raise PolicyError("callwise serve needs at least one policy")
         missing = sorted({m for p in policies.values() for m in policy_models(p)} - set(backend.models))
@@ -230,6 +233,10 @@ class PolicyServer:
             ledger = BudgetLedger()
             self.served[n] = Served(n, _servable(p, ledger), ledger, _model_rank(p, backend))
         self.keys = keys or KeyBudgets()
+        if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1024:
+            raise DataError(f"the request body limit must be a whole number of bytes >= 1024, got {max_body!r}",
+                            column="max_body")
+        self.max_body = max_body
         self.conversations = Conversations(conversations)
         self.started = time.time()
         self.requests = 0
@@ -262,8 +269,15 @@ class PolicyServer:
             except ValueError:
                 raise RequestError(400, f"the knob value in {model!r} must be a number, e.g. {PREFIX}{name}@0.002",
                                    param="model") from None
+            if value < 0:
+                raise RequestError(400, f"the knob value in {model!r} must be >= 0 (a policy's {policy.knob} is never "
+                                        "negative)", param="model")
             try:
                 policy = policy.at_knob(value)
+                for check in ("_check_settings", "_check"):  # the setting a request asks for is valid before any call
+                    fn = getattr(policy, check, None)
+                    if callable(fn):
+                        fn()
             except PolicyError as e:
                 raise RequestError(400, f"{model!r}: {e}", param="model") from None
             setting[policy.knob or "knob"] = value
@@ -397,10 +411,7 @@ class PolicyServer:
         async def chat(request: Request) -> Any:
             try:
                 key = self.keys.authenticate(request.headers.get("authorization"))
-                try:
-                    body = await request.json()
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    raise RequestError(400, "the request body is not valid JSON") from None
+                body = parse_body(await read_body(request, self.max_body))
                 model, messages, params, stream, include_usage = check_request(body)
                 served, policy, setting = self.resolve(model)
                 out = await self.submit(served, policy, setting, messages, params, key)
@@ -427,6 +438,40 @@ class PolicyServer:
                                      media_type="text/event-stream", headers=headers)
 
         return app
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or a 413 as soon as it passes ``limit`` bytes (by its Content-Length, else while reading)."""
+    declared = request.headers.get("content-length")
+    too_big = RequestError(413, f"the request body is larger than the server's limit of {limit:,} bytes",
+                           code="request_too_large")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_body(raw: bytes) -> Any:
+    """The JSON body, or a 400 that says what is wrong (invalid JSON, nested too deep, not valid Unicode)."""
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RequestError(400, "the request body is not valid JSON") from None
+    except RecursionError:
+        raise RequestError(400, "the request body is nested too deeply") from None
+    try:  # a lone surrogate ("\\ud800") parses, but no upstream can be sent it
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(400, "the request body holds a string that is not valid Unicode (a lone surrogate such as "
+                                "\\ud800)") from None
+    except RecursionError:
+        raise RequestError(400, "the request body is nested too deeply") from None
+    return body
 
 
 class _Batcher:
