@@ -399,6 +399,36 @@ def test_spent_upstream_equals_charged_under_half_failures(world):
     assert charged == pytest.approx(stats["spent"], rel=1e-9, abs=1e-15)
 
 
+def test_a_key_budget_holds_at_500_in_flight(world, upstream):
+    """500 requests at once on a key with a small budget: the day's spend passes the budget by at most
+    one request's cost (issue 20, defect 4: it reached 9.6x the budget when spend was only checked on
+    arrival and charged on completion)."""
+    import asyncio
+
+    prompts = prompts_of(world["test"], world["ids"])
+    budget = 0.004
+    keys = KeyBudgets({"k": budget})
+    srv = _server(world, upstream.url, policies={"knn": world["router"], "casc": world["cascade"]}, keys=keys)
+
+    async def run(url: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=500)) as c:
+            async def one(i: int) -> httpx.Response:
+                body = {"model": "callwise/knn" if i % 2 else "callwise/casc", "seed": i,  # distinct calls
+                        "messages": [{"role": "user", "content": prompts[i % len(prompts)]}]}
+                return await c.post(url + "/v1/chat/completions", json=body, headers={"authorization": "Bearer k"})
+            return list(await asyncio.gather(*(one(i) for i in range(500))))
+
+    with BackgroundServer(srv.app()) as s:
+        got = asyncio.run(run(s.url))
+    srv.backend.close()
+    ok = [r for r in got if r.status_code == 200]
+    refused = [r for r in got if r.status_code == 429]
+    assert len(ok) + len(refused) == 500 and ok and refused
+    dearest = max(r.json()["usage"]["cost"] for r in ok)
+    assert keys.spent("k") <= budget + dearest, (keys.spent("k"), budget, dearest)
+    assert keys.held("k") == 0.0
+
+
 def test_fallback_to_a_declared_model(world, tmp_path):
     """The small model's endpoint always fails; it falls back to the 70b model, which answers."""
     from callwise.live.backend import Live, load_endpoints

@@ -73,6 +73,7 @@ class Served:
     policy: Policy
     ledger: BudgetLedger
     rank: dict[str, float]  # model -> mean cost (conversations never drop to a cheaper model)
+    max_seen: float = 0.0  # the dearest request served so far (uncached dollars): a floor for reservations
 
 
 class KeyBudgets:
@@ -89,6 +90,7 @@ class KeyBudgets:
         self.keys = dict(keys or {})
         self.soft = float(soft)
         self._spent: dict[tuple[str, str], float] = {}
+        self._reserved: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @property
@@ -131,6 +133,37 @@ class KeyBudgets:
         with self._lock:
             k = (key or "", self.today())
             self._spent[k] = self._spent.get(k, 0.0) + float(dollars)
+
+    def reserve(self, key: str | None, dollars: float) -> float:
+        """Hold ``dollars`` of the key's budget for a request about to run; 429 when spend and holds reach it.
+
+        Admission compares what is spent *and held* with the budget, so requests in flight together
+        cannot each see the same unspent dollars: the day's spend can pass the budget by at most
+        one request's cost beyond its hold. Returns the amount held (0 for a key without a budget).
+        """
+        budget = self.keys.get(key) if key is not None else None
+        if budget is None:
+            return 0.0
+        with self._lock:
+            spent = self._spent.get((key, self.today()), 0.0)
+            held = self._reserved.get(key, 0.0)
+            if spent + held >= budget:
+                raise RequestError(429, f"this API key has spent ${spent:.4f} (and holds ${held:.4f} for requests in "
+                                        f"flight) of its ${budget:.4f} daily budget; it resets at 00:00 UTC",
+                                   code="budget_exceeded", type="insufficient_quota")
+            self._reserved[key] = held + float(dollars)
+        return float(dollars)
+
+    def release(self, key: str | None, dollars: float) -> None:
+        """Give back a hold once its request is charged (or failed)."""
+        if key is None or not dollars:
+            return
+        with self._lock:
+            self._reserved[key] = max(self._reserved.get(key, 0.0) - float(dollars), 0.0)
+
+    def held(self, key: str | None) -> float:
+        with self._lock:
+            return self._reserved.get(key or "", 0.0)
 
     @classmethod
     def load(cls, path: str | Path, *, soft: float = 0.5) -> "KeyBudgets":
@@ -341,9 +374,15 @@ class PolicyServer:
                      params: dict[str, Any], key: str | None) -> dict[str, Any]:
         """Queue one conversation; requests that arrive together are decided in one batch (see :class:`_Batcher`)."""
         pressure = round(self.keys.pressure(key), 2)  # a spent budget is refused here, before any work
-        floor = self.conversations.model_for(messages)
-        group = (served.name, tuple(sorted(setting.items())), pressure, floor)
-        return await self._batcher.submit(group, (served, policy, floor, pressure), (messages, params, key))
+        hold = self.keys.reserve(key, max(request_cost_bound(policy, render(messages)), served.max_seen))
+        try:
+            floor = self.conversations.model_for(messages)
+            group = (served.name, tuple(sorted(setting.items())), pressure, floor)
+            out = await self._batcher.submit(group, (served, policy, floor, pressure), (messages, params, key))
+        finally:
+            self.keys.release(key, hold)
+        served.max_seen = max(served.max_seen, float(out["cost_uncached"]))
+        return out
 
     def _run_group(self, head: tuple[Served, Policy, str | None, float], items: list[Any]) -> list[Any]:
         """Decide a batch; a failed upstream call fails only its own request.
@@ -438,6 +477,26 @@ class PolicyServer:
                                      media_type="text/event-stream", headers=headers)
 
         return app
+
+
+def request_cost_bound(policy: Policy, prompt: str) -> float:
+    """What one request may cost, from the policy's fitted expected-cost model, for a key's hold.
+
+    A cascade may call every model of its chain (each as many times as it samples): the sum of
+    their expected costs for this prompt; a router calls one: the dearest. Twice that, since the
+    expected cost of a call is not its maximum. Policies without a cost model hold nothing here;
+    the server then holds the dearest request it has served (``Served.max_seen``).
+    """
+    inner = getattr(policy, "cascade_", None)  # route-then-escalate: its cascade's chain
+    model = getattr(policy, "costs_", None) or getattr(inner, "costs_", None)
+    if model is None or not hasattr(model, "predict"):
+        return 0.0
+    try:
+        c = np.asarray(model.predict(np.array([prompt], dtype=object)), dtype=float)[0]
+    except Exception:  # noqa: BLE001 - a hold is an estimate; max_seen still applies
+        return 0.0
+    chain = hasattr(policy, "reference_") or inner is not None
+    return 2.0 * float(np.nansum(c) if chain else np.nanmax(c))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
