@@ -31,7 +31,7 @@ from typing import Any, List, Optional
 import typer
 
 from .core.errors import CallwiseError, DataError, PolicyError
-from .core.files import atomic_write, json_default
+from .core.files import json_default
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="callwise: spend LLM calls wisely. Evaluate routing and other call policies on recorded outcomes.")
@@ -663,13 +663,18 @@ def allocate(
 
 
 def _write_run(result: Any, out: Path, console: Any) -> None:
-    from .io import write_parquet
+    """The outcome table and its summary, written together or not at all (a full disk is a clean error)."""
+    from .core.files import atomic_write_all
+    from .core.outcomes import parquet_writer
 
-    write_parquet(result.outcomes, out)
     summary_path = out.with_suffix(".summary.json")
     text = json.dumps(_finite({**result.summary, "prices": result.outcomes.meta.get("prices")}), indent=1,
                       default=json_default, allow_nan=False)
-    atomic_write(summary_path, lambda f: f.write(text.encode()))
+    try:
+        atomic_write_all([(out, parquet_writer(result.outcomes)), (summary_path, lambda f: f.write(text.encode()))])
+    except OSError as e:
+        raise DataError(f"could not write the outcomes and their summary ({e.strerror or e}); nothing was written "
+                        "and the calls made are in the response cache, so a re-run resumes", file=str(out)) from None
     for k, v in result.summary.items():
         console.print(f"  {k}: {v}")
     console.print(f"wrote {out} ({len(result.outcomes)} outcome rows) and {summary_path.name}")

@@ -235,3 +235,35 @@ def test_serve_cli_errors(setup, tmp_path):
         _per_model(["x=abc"], "--fail-rate", 0.0)
     with pytest.raises(DataError, match="one number for all models or MODEL=NUMBER items, not both"):
         _per_model(["0.1", "m=0.2"], "--fail-rate", 0.0)
+
+
+def test_a_full_disk_is_a_clean_error_and_writes_nothing(setup, tmp_path, monkeypatch):
+    """The disk fills while the summary is written (after the Parquet): exit 2, one clear line, and the
+    old outcome table and summary stay as they were, together (issue 20, defect 9)."""
+    import errno
+
+    b = setup["base"]
+    out = tmp_path / "out.parquet"
+    out.write_bytes(b"old table")
+    out.with_suffix(".summary.json").write_text("old summary")
+    real = os.fdopen
+    seen = {"n": 0}
+
+    def full(fd, *a, **k):
+        f = real(fd, *a, **k)
+        seen["n"] += 1
+        if seen["n"] == 2:  # the second file written: the summary
+            def fail(*_a, **_k):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            f.write = fail  # type: ignore[method-assign]
+        return f
+
+    monkeypatch.setattr("callwise.core.files.os.fdopen", full)
+    r = _cli("run", b / "casc.json", b / "prompts.jsonl", "--out", out, "--api-base", setup["url"], "--provider-costs",
+             "--no-cache")
+    monkeypatch.undo()
+    assert r.exit_code == 2, r.output
+    assert "could not write the outcomes and their summary (No space left on device)" in r.output
+    assert "Traceback" not in r.output
+    assert out.read_bytes() == b"old table" and out.with_suffix(".summary.json").read_text() == "old summary"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet", "out.summary.json"]  # no temp files left

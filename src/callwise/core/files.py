@@ -45,6 +45,28 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         raise
 
 
+def atomic_write_all(files: list[tuple[Path, Callable[[IO[bytes]], None]]]) -> None:
+    """Write several files together or not at all: every one to a temp file beside it first; only when
+    all are written are they renamed into place (a full disk leaves the old files as they were)."""
+    temps: list[tuple[str, Path]] = []
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        for path, write in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.chmod(tmp, 0o666 & ~umask)
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def json_default(o: Any) -> Any:
     """``json.dumps(default=...)`` for numpy scalars and arrays; anything else is a TypeError."""
     if isinstance(o, np.generic):

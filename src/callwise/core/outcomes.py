@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import IO, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -448,12 +448,16 @@ META_KEY = b"callwise.meta"
 
 def write_parquet(table: OutcomeTable, path: str | Path) -> None:
     """Write the canonical table to Parquet with its ``meta``; atomic (temp file, then rename)."""
+    atomic_write(Path(path), parquet_writer(table))
+
+
+def parquet_writer(table: OutcomeTable) -> Callable[[IO[bytes]], None]:
+    """A function writing the table as Parquet (with its ``meta``) to a binary file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = Path(path)
     arrow = pa.Table.from_pandas(table.frame, preserve_index=False)
     md = dict(arrow.schema.metadata or {})
     md[META_KEY] = json.dumps(table.meta, default=str).encode()
     arrow = arrow.replace_schema_metadata(md)
-    atomic_write(path, lambda f: pq.write_table(arrow, f))
+    return lambda f: pq.write_table(arrow, f)
