@@ -132,8 +132,10 @@ def test_recorded_confidence_and_its_missing_values():
 def test_sample_agreement_is_the_majority_share():
     answers = np.array([["4", "4", "5", "4"], ["a", "b", "c", "d"], ["x", None, "x", None]], dtype=object)
     np.testing.assert_allclose(SampleAgreement().scores(answers=answers), [0.75, 0.25, 1.0])
-    with pytest.raises(SignalError, match="query 'q0' has no answers"):
-        SampleAgreement().scores(answers=np.array([[None, None]], dtype=object), ids=["q0"])
+    # no parsable answer at all (MoT DATE has such queries): the least sure, 0, not an error that
+    # would make the cascade unusable on the whole task
+    np.testing.assert_allclose(SampleAgreement().scores(answers=np.array([[None, np.nan]], dtype=object), ids=["q0"]),
+                               [0.0])
     with pytest.raises(SignalError, match=">= 2 samples"):
         SampleAgreement().scores(answers=np.array([["a"]], dtype=object))
 

@@ -223,7 +223,11 @@ class RecordedConfidence(Signal):
 
 
 class SampleAgreement(Signal):
-    """Share of a query's samples that give its majority answer (answers: queries x samples; None = missing)."""
+    """Share of a query's samples that give its majority answer (answers: queries x samples; None = missing).
+
+    A query none of whose samples has an answer (every one failed to parse) scores 0: the least sure,
+    the first to escalate.
+    """
 
     name = "agreement"
 
@@ -234,13 +238,10 @@ class SampleAgreement(Signal):
         a = np.asarray(answers, dtype=object)
         if a.ndim != 2 or a.shape[1] < 2:
             raise SignalError(f"sample agreement needs a queries x samples array with >= 2 samples, got shape {a.shape}")
-        names = _ids(ids, a.shape[0])
         out = np.empty(a.shape[0])
         for i, row in enumerate(a):
             got = [x for x in row if x is not None and not (isinstance(x, float) and np.isnan(x))]
-            if not got:
-                raise SignalError(f"query {names[i]!r} has no answers among its {a.shape[1]} samples")
-            out[i] = Counter(got).most_common(1)[0][1] / len(got)
+            out[i] = Counter(got).most_common(1)[0][1] / len(got) if got else 0.0
         return out
 
 
