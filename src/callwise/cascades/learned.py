@@ -112,9 +112,14 @@ class TextClassifier:
         return oof
 
     def predict(self, texts: list[str]) -> np.ndarray:
+        """Predicted probabilities; the last batch's are kept (a sweep's configurations share one classifier)."""
         if self.featuriser is None or self.scorer is None:
             raise PolicyError("the escalation classifier is not fitted")
-        return self.scorer.predict(self.featuriser.transform(texts))[:, 0]
+        key = hashlib.sha1("\x1f".join(texts).encode("utf-8", "surrogatepass")).hexdigest()
+        last = getattr(self, "_last", None)
+        if last is None or last[0] != key:
+            last = self._last = (key, self.scorer.predict(self.featuriser.transform(texts))[:, 0])
+        return last[1]
 
     def state(self, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         from ..core.policy_files import pack

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from typing import Any, Sequence
 
@@ -380,6 +381,7 @@ class LearnedEscalation(Escalation):
         if missing:
             raise PolicyError(f"{self.name}: the data cannot give the signal(s) {missing}; it has {avail}")
         self.used_ = list(want)
+        self._inputs_memo: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
         self.router_ = make(self.router, models=list(models)).fit(train)
         auto = self.models is None
         self.models = list(models)
@@ -390,6 +392,17 @@ class LearnedEscalation(Escalation):
                 self.models = None
 
     def _router_inputs(self, prompts: np.ndarray, oof: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(q̂, prompt features) of ``prompts``; the last few batches' are kept (every stage's), so the
+        configurations of a sweep (copies sharing this dict) featurise a batch once."""
+        memo = self.__dict__.setdefault("_inputs_memo", {})
+        key = (oof, hashlib.sha1("\x1f".join(map(str, prompts)).encode()).hexdigest())
+        if key not in memo:
+            if len(memo) >= 8:
+                memo.pop(next(iter(memo)))
+            memo[key] = self._compute_router_inputs(prompts, oof)
+        return memo[key]
+
+    def _compute_router_inputs(self, prompts: np.ndarray, oof: bool) -> tuple[np.ndarray, np.ndarray]:
         r = self.router_
         if oof:
             assert r._calibration_data is not None  # type: ignore[attr-defined]
