@@ -11,7 +11,10 @@ The JSON file says what the policy is and how it was made; the npz file holds it
 
 Loading checks everything before building the policy: the format name and version, every
 required field, the npz file's presence, hash and keys; an error names the file and the field.
-The npz is read with ``allow_pickle=False``, so a policy file cannot execute code.
+The npz is read with ``allow_pickle=False``, so a policy file cannot execute code; neither file
+may be a link, the arrays may unpack to at most ``MAX_ARRAY_BYTES``, and no array may hold NaN
+(or an infinity, except a router's λ grid). Once built, the policy's settings are checked as its
+constructor's checks would (types and ranges) and its models must be non-empty strings.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,10 @@ from .version import __version__
 FORMAT = "callwise-policy"
 FORMAT_VERSION = 1
 REQUIRED = ("format", "format_version", "policy", "settings", "fitted", "arrays")
+#: The most bytes a policy's arrays may unpack to (a compressed npz can expand a thousandfold).
+MAX_ARRAY_BYTES = 256 * 1024 * 1024
+#: Arrays that may hold an infinity: a λ grid ends at ∞ (route to the best predicted model).
+INF_OK = ("lambdas",)
 
 
 class PolicyFileError(PolicyError):
@@ -113,9 +121,12 @@ def save_policy(policy: Policy, path: str | Path, *, data: dict[str, Any] | None
     return path, npz_path
 
 
-def read_policy_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read_policy_file(path: str | Path, *, max_bytes: int = MAX_ARRAY_BYTES
+                     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The checked JSON document and arrays of a policy file (see the module docstring)."""
     path = Path(path)
+    if path.is_symlink():
+        raise PolicyFileError(path, "is a link; give the policy file itself")
     if not path.is_file():
         raise PolicyFileError(path, "no such policy file")
     try:
@@ -144,12 +155,22 @@ def read_policy_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
     npz = path.parent / str(meta["file"])
     if Path(str(meta["file"])).name != str(meta["file"]):
         raise PolicyFileError(path, f"field 'arrays.file' must be a file name next to the policy, got {meta['file']!r}")
+    if npz.is_symlink():
+        raise PolicyFileError(path, f"its arrays file {npz.name} is a link; it must be a file next to the .json")
     if not npz.is_file():
         raise PolicyFileError(path, f"its arrays file {npz.name} is missing (it must sit next to the .json)")
     blob = npz.read_bytes()
     if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
         raise PolicyFileError(path, f"{npz.name} does not match the sha256 recorded in 'arrays.sha256' "
                                     "(the two files come from different saves)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+            unpacked = sum(i.file_size for i in zf.infolist())
+    except zipfile.BadZipFile as e:
+        raise PolicyFileError(path, f"unreadable arrays file {npz.name}: {e}") from None
+    if unpacked > max_bytes:
+        raise PolicyFileError(path, f"its arrays file {npz.name} unpacks to {unpacked:,} bytes, over the limit of "
+                                    f"{max_bytes:,}")
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -158,7 +179,34 @@ def read_policy_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
     lacking = [k for k in meta["keys"] if k not in arrays]
     if lacking:
         raise PolicyFileError(path, f"{npz.name} lacks array(s) {lacking[:5]}")
+    for k, a in arrays.items():
+        if a.dtype.kind not in "biufU":
+            raise PolicyFileError(path, f"array {k!r} in {npz.name} has dtype {a.dtype}; expected numbers or text")
+        if a.dtype.kind == "f":
+            if np.isnan(a).any():
+                raise PolicyFileError(path, f"array {k!r} in {npz.name} holds NaN")
+            if np.isinf(a).any() and not k.endswith(INF_OK):
+                raise PolicyFileError(path, f"array {k!r} in {npz.name} holds an infinity")
     return doc, arrays
+
+
+def _check_built(path: Path, policy: Policy) -> None:
+    """The built policy's settings as its own checks see them, and its models as strings."""
+    for name in ("models", "models_"):
+        ms = getattr(policy, name, None)
+        if ms is not None and (not isinstance(ms, (list, tuple)) or not all(isinstance(m, str) and m for m in ms)):
+            raise PolicyFileError(path, f"{'settings' if name == 'models' else 'fitted'} '{name.rstrip('_')}' must be "
+                                        f"a list of model names (non-empty strings), got {ms!r}")
+    one = getattr(policy, "model", None)
+    if one is not None and not (isinstance(one, str) and one):
+        raise PolicyFileError(path, f"settings 'model' must be a model name (a non-empty string), got {one!r}")
+    for check in ("_check_settings", "_check"):
+        fn = getattr(policy, check, None)
+        if callable(fn):
+            try:
+                fn()
+            except PolicyError as e:
+                raise PolicyFileError(path, f"settings: {e}") from None
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -169,10 +217,14 @@ def load_policy(path: str | Path) -> Policy:
     except PolicyError:
         raise PolicyFileError(path, f"field 'policy' names {doc['policy']!r}, which this callwise does not have") from None
     try:
-        return cls.from_state(_decode_floats(doc["settings"]), _decode_floats(doc["fitted"]), arrays)
+        policy = cls.from_state(_decode_floats(doc["settings"]), _decode_floats(doc["fitted"]), arrays)
+        _check_built(Path(path), policy)
+        return policy
+    except PolicyFileError:
+        raise
     except KeyError as e:
         raise PolicyFileError(path, f"field 'fitted' lacks {e.args[0]!r}") from None
     except PolicyError as e:
         raise PolicyFileError(path, str(e)) from None
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, IndexError, AttributeError) as e:
         raise PolicyFileError(path, f"inconsistent policy state: {e}") from None
