@@ -36,6 +36,22 @@ from .core.files import json_default
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="callwise: spend LLM calls wisely. Evaluate routing and other call policies on recorded outcomes.")
 
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .core.version import __version__
+
+        typer.echo(f"callwise {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print callwise's version and exit")) -> None:
+    """callwise: spend LLM calls wisely. Evaluate routing and other call policies on recorded outcomes."""
+
+
 FormatOpt = typer.Option(None, "--format", "-f", help="routerbench | long | rational-cascades | routellm | mot (default: detect)")
 MapOpt = typer.Option(None, "--map", help="Column mapping CANONICAL=ORIGINAL for long tables, repeatable (e.g. --map quality=correct)")
 PricesOpt = typer.Option(None, "--prices", help="Price table (YAML/JSON) for data without costs, e.g. RouteLLM evals")

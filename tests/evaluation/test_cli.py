@@ -49,3 +49,10 @@ def test_info_summarises_a_table(shared_data):
     r = runner.invoke(app, ["info", str(shared_data / "routerbench-subset" / "mbpp_test.csv.gz")])
     assert r.exit_code == 0, r.output
     assert "routerbench" in r.output and "mbpp" in r.output and "gpt-4-1106-preview" in r.output
+
+
+def test_version():
+    from callwise import __version__
+
+    r = CliRunner().invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"callwise {__version__}"
