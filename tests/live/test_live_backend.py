@@ -655,6 +655,50 @@ def test_endpoint_file_errors(write_file, models, message):
     assert message in str(e.value) and str(path) in str(e.value)
 
 
+LITELLM_CONFIG = """
+model_list:
+  - model_name: small
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_key: os.environ/TEST_OPENAI_KEY
+      rpm: 500
+      temperature: 0
+  - model_name: large
+    litellm_params: {model: azure/gpt-4o, api_base: "https://example.openai.azure.com", api_version: "2024-06-01",
+                     api_key: sk-literal, timeout: 90}
+    tpm: 200000
+router_settings:
+  fallbacks: [{small: [large]}]
+litellm_settings: {num_retries: 2, request_timeout: 30}
+"""
+
+
+def test_a_litellm_proxy_config_is_an_endpoints_file(write_file):
+    """The model_list a LiteLLM proxy already has, read as --endpoints (issue 20)."""
+    eps = load_endpoints(write_file("config.yaml", LITELLM_CONFIG))
+    s, lg = eps["small"], eps["large"]
+    assert (s.model, s.api_key_env, s.api_key, s.rpm, s.fallback, s.max_retries, s.timeout, dict(s.params)) == (
+        "openai/gpt-4o-mini", "TEST_OPENAI_KEY", None, 500, "large", 2, 30, {"temperature": 0})
+    assert (lg.model, lg.api_base, lg.api_key, lg.tpm, lg.timeout, dict(lg.params)) == (
+        "azure/gpt-4o", "https://example.openai.azure.com", "sk-literal", 200000, 90, {"api_version": "2024-06-01"})
+
+
+@pytest.mark.parametrize("config, message", [
+    ("model_list: []", "'model_list' must be a non-empty list"),
+    ("model_list: [{litellm_params: {model: openai/x}}]", "model_list[0] needs a 'model_name'"),
+    ("model_list: [{model_name: a}]", "model_list[0] ('a') needs 'litellm_params' with a 'model'"),
+    ("model_list: [{model_name: a, litellm_params: {model: openai/x}}, {model_name: a, litellm_params: {model: openai/y}}]",
+     "model_name 'a' appears more than once"),
+    ("model_list: [{model_name: a, litellm_params: {model: openai/x}}]\nrouter_settings: {fallbacks: [{a: [b]}]}",
+     "model 'a': fallback 'b' is not a model of this file"),
+])
+def test_litellm_config_errors(write_file, config, message):
+    path = write_file("config.yaml", config + "\n")
+    with pytest.raises(DataError) as e:
+        load_endpoints(path)
+    assert message in str(e.value) and str(path) in str(e.value)
+
+
 def test_endpoint_file_without_models(write_file):
     with pytest.raises(DataError, match="an endpoints file needs a non-empty 'models' mapping"):
         load_endpoints(write_file("ep.yaml", "defaults: {timeout: 5}\n"))

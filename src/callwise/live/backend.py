@@ -156,7 +156,9 @@ def load_endpoints(path: str | Path) -> dict[str, Endpoint]:
           small-backup: {model: openai/gpt-4o-mini, api_base: http://localhost:8000/v1}
           large: {model: anthropic/claude-sonnet-4-5, api_key_env: ANTHROPIC_API_KEY, tpm: 200000}
 
-    Every error names the file and the field.
+    A LiteLLM proxy config (``model_list: [{model_name, litellm_params}]``, with
+    ``router_settings`` / ``litellm_settings`` fallbacks, retries and timeouts) is read too: see
+    :func:`from_litellm_config`. Every error names the file and the field.
     """
     path = Path(path)
     from ..core.files import read_text
@@ -168,6 +170,8 @@ def load_endpoints(path: str | Path) -> dict[str, Endpoint]:
         data = yaml.safe_load(text)
     except Exception as e:
         raise DataError(f"unreadable endpoints file: {e}", file=str(path)) from None
+    if isinstance(data, dict) and "model_list" in data:
+        data = from_litellm_config(data, str(path))
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict) or not data["models"]:
         raise DataError("an endpoints file needs a non-empty 'models' mapping of model name -> settings",
                         file=str(path), column="models")
@@ -198,6 +202,82 @@ def load_endpoints(path: str | Path) -> dict[str, Endpoint]:
             raise DataError(f"model {ep.name!r}: fallback {ep.fallback!r} is not a model of this file; models are "
                             f"{sorted(eps)}", file=str(path), column=f"models.{ep.name}.fallback")
     return eps
+
+
+#: LiteLLM ``litellm_params`` that are endpoint settings here; the rest are sent with every call.
+_LITELLM_ENDPOINT = {"model": "model", "api_base": "api_base", "rpm": "rpm", "tpm": "tpm", "timeout": "timeout",
+                     "max_retries": "max_retries"}
+
+
+def from_litellm_config(data: Mapping[str, Any], where: str = "a LiteLLM config") -> dict[str, Any]:
+    """A LiteLLM proxy config as an endpoints document (``models`` + ``defaults``).
+
+    Each ``model_list`` entry becomes the endpoint ``model_name``; ``litellm_params.model``,
+    ``api_base``, ``rpm``, ``tpm``, ``timeout`` and ``max_retries`` map to the endpoint's settings,
+    ``api_key: os.environ/VAR`` to ``api_key_env: VAR`` (a literal key stays a key), and every other
+    ``litellm_params`` entry (``api_version``, ``temperature``, ...) is sent with each call. The first
+    fallback of ``router_settings.fallbacks`` (or ``litellm_settings.fallbacks``) is the endpoint's
+    fallback; ``litellm_settings.num_retries`` and ``request_timeout`` are the defaults. LiteLLM
+    load-balances several deployments under one ``model_name``; callwise calls one endpoint per
+    name, so a repeated name is an error.
+    """
+    entries = data.get("model_list")
+    if not isinstance(entries, list) or not entries:
+        raise DataError("'model_list' must be a non-empty list of {model_name, litellm_params}", file=where,
+                        column="model_list")
+    ls = data.get("litellm_settings") or {}
+    rs = data.get("router_settings") or {}
+    if not isinstance(ls, dict) or not isinstance(rs, dict):
+        raise DataError("'litellm_settings' and 'router_settings' must be mappings", file=where)
+    defaults: dict[str, Any] = {}
+    if ls.get("num_retries") is not None:
+        defaults["max_retries"] = ls["num_retries"]
+    if ls.get("request_timeout") is not None:
+        defaults["timeout"] = ls["request_timeout"]
+    fallbacks: dict[str, str] = {}
+    for source, fb in (("router_settings.fallbacks", rs.get("fallbacks")), ("litellm_settings.fallbacks", ls.get("fallbacks"))):
+        for item in fb or []:
+            if not isinstance(item, dict):
+                raise DataError(f"each of {source} must be {{model_name: [fallback, ...]}}, got {item!r}", file=where,
+                                column=source)
+            for k, v in item.items():
+                first = v[0] if isinstance(v, list) and v else v
+                if not isinstance(first, str):
+                    raise DataError(f"{source}: the fallbacks of {k!r} must be model names, got {v!r}", file=where,
+                                    column=source)
+                fallbacks.setdefault(str(k), first)
+    models: dict[str, Any] = {}
+    for i, e in enumerate(entries):
+        col = f"model_list[{i}]"
+        if not isinstance(e, dict) or not isinstance(e.get("model_name"), str) or not e["model_name"]:
+            raise DataError(f"{col} needs a 'model_name' (the name policies call)", file=where, column=col)
+        name = e["model_name"]
+        lp = e.get("litellm_params")
+        if not isinstance(lp, dict) or not isinstance(lp.get("model"), str):
+            raise DataError(f"{col} ({name!r}) needs 'litellm_params' with a 'model' (LiteLLM's id)", file=where,
+                            column=f"{col}.litellm_params")
+        if name in models:
+            raise DataError(f"model_name {name!r} appears more than once: LiteLLM load-balances such deployments, "
+                            "callwise calls one endpoint per name (keep one, or give each its own name)",
+                            file=where, column=col)
+        spec: dict[str, Any] = {}
+        params: dict[str, Any] = {}
+        for k, v in {**{k: e[k] for k in ("rpm", "tpm") if k in e}, **lp}.items():
+            if k in _LITELLM_ENDPOINT:
+                spec[_LITELLM_ENDPOINT[k]] = v
+            elif k == "api_key":
+                if isinstance(v, str) and v.startswith("os.environ/"):
+                    spec["api_key_env"] = v.split("/", 1)[1]
+                else:
+                    spec["api_key"] = v
+            else:
+                params[k] = v
+        if params:
+            spec["params"] = params
+        if name in fallbacks:
+            spec["fallback"] = fallbacks[name]
+        models[name] = spec
+    return {"models": models, "defaults": defaults}
 
 
 @dataclass(frozen=True)
