@@ -308,7 +308,8 @@ def test_retries_exhausted(transport):
         assert up.n == 3
     msg = str(e.value)
     assert "model 'm' failed (" in msg and "HTTP 503" in msg and "overloaded" in msg
-    assert msg.endswith("(after 3 attempts)") and e.value.status == 503 and be.stats["retries"] == 2
+    assert msg.endswith("(after 3 attempts; the endpoint now cools down for 5s)")  # the 3rd failure opens the breaker
+    assert e.value.status == 503 and be.stats["retries"] == 2
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -340,11 +341,35 @@ def test_retry_after_is_honoured(transport):
 # -- 4. fallbacks ------------------------------------------------------------------------------
 
 
+def test_a_dead_upstream_cools_down_and_its_fallback_answers_at_once(table):
+    """Circuit breaker (LiteLLM's semantics): after allowed_fails failed attempts A cools down; calls skip
+    it for the cooldown (no waiting on a dead upstream), then it is tried again."""
+    app = Counting(build_replay_app(table, fail_rate={"A": 1.0}))
+    with BackgroundServer(app) as srv:
+        eps = endpoints_for_base(["A", "B"], srv.url + "/v1", transport="http", max_retries=5)
+        eps["A"] = replace(eps["A"], fallback="B", allowed_fails=2, cooldown=0.5)
+        with live(eps) as be:
+            first = be.call("A", queries(["q1"]))
+            assert app.n == 2 + 1  # two failed attempts open the breaker (not 6), then B
+            t = time.perf_counter()
+            for q in ("q2", "q3"):
+                c = be.call("A", queries([q]))
+                assert c.responses[0].model == "B"
+            assert app.n == 3 + 2 and be.stats["cooled_down"] == 2  # A not contacted while cooling down
+            assert time.perf_counter() - t < 0.4
+            time.sleep(0.6)
+            be.call("A", queries(["q1"]))
+            assert app.n == 5 + 2 + 1  # cooled: A tried again (fails twice), then B
+    assert first.responses[0].model == "B"
+    with pytest.raises(DataError, match="allowed_fails must be a whole number >= 1"):
+        replace(eps["A"], allowed_fails=0).check()
+
+
 def test_fallback_answers_from_the_next_model(table, tmp_path):
     app = Counting(build_replay_app(table, fail_rate={"A": 1.0}))
     with BackgroundServer(app) as srv:
         eps = endpoints_for_base(["A", "B"], srv.url + "/v1", transport="http", max_retries=1)
-        eps["A"] = replace(eps["A"], fallback="B")
+        eps["A"] = replace(eps["A"], fallback="B", allowed_fails=100)  # no circuit breaker here: see below
         cache = ResponseCache(tmp_path / "c.sqlite")
         with live(eps, cache=cache) as be:
             c = be.call("A", queries())

@@ -371,7 +371,11 @@ def test_a_failed_call_touches_only_its_request(world):
         srv.backend.close()
     failed = np.array([isinstance(r, openai.APIStatusError) for r in got])
     assert np.array_equal(failed, to_large), "exactly the requests routed to the failing model fail"
-    assert all(r.status_code == 502 and "injected failure" in r.message for r in np.array(got, dtype=object)[failed])
+    # the first failures are the upstream's own; then the dead model cools down and fails at once
+    msgs = [r.message for r in np.array(got, dtype=object)[failed]]
+    assert all(r.status_code == 502 for r in np.array(got, dtype=object)[failed])
+    assert all("injected failure" in m or "is cooling down" in m for m in msgs) and any("injected failure" in m
+                                                                                          for m in msgs)
     assert srv.batches < len(prompts), "requests were decided in shared micro-batches"
     assert stats["calls"] == int((~to_large).sum())  # one upstream call per healthy request, none repeated
     assert keys.spent("k1") + keys.spent("k2") == pytest.approx(stats["spent"], rel=1e-9, abs=1e-15)

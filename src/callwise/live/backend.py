@@ -56,7 +56,7 @@ RETRYABLE_STATUS = frozenset({408, 409, 429})
 #: Client errors that are the request's own fault: a fallback model would refuse them alike.
 NO_FALLBACK_STATUS = frozenset({400, 413, 422})
 ENDPOINT_KEYS = ("model", "api_base", "api_key_env", "api_key", "max_concurrency", "rpm", "tpm", "timeout",
-                 "max_retries", "fallback", "params", "transport")
+                 "max_retries", "fallback", "params", "transport", "allowed_fails", "cooldown")
 
 
 class ProviderError(CallwiseError):
@@ -96,6 +96,11 @@ class Endpoint:
     fallback: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     transport: str = "litellm"
+    #: circuit breaker (LiteLLM's router semantics): after ``allowed_fails`` failed attempts within a
+    #: minute the endpoint cools down for ``cooldown`` seconds: calls to it fail at once (its fallback
+    #: answers) instead of waiting on a dead upstream
+    allowed_fails: int = 3
+    cooldown: float = 5.0
 
     def key(self) -> str | None:
         """The API key: given, or read from ``api_key_env`` (an unset variable is an error)."""
@@ -123,6 +128,11 @@ class Endpoint:
             raise bad("max_concurrency", f"must be a whole number >= 1, got {self.max_concurrency!r}")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise bad("max_retries", f"must be a whole number >= 0, got {self.max_retries!r}")
+        if isinstance(self.allowed_fails, bool) or not isinstance(self.allowed_fails, int) or self.allowed_fails < 1:
+            raise bad("allowed_fails", f"must be a whole number >= 1, got {self.allowed_fails!r}")
+        c = self.cooldown
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c < 0:
+            raise bad("cooldown", f"must be a number of seconds >= 0, got {c!r}")
         for k in ("rpm", "tpm", "timeout"):
             v = getattr(self, k)
             if v is None and k != "timeout":
@@ -207,6 +217,9 @@ def load_endpoints(path: str | Path) -> dict[str, Endpoint]:
 #: LiteLLM ``litellm_params`` that are endpoint settings here; the rest are sent with every call.
 _LITELLM_ENDPOINT = {"model": "model", "api_base": "api_base", "rpm": "rpm", "tpm": "tpm", "timeout": "timeout",
                      "max_retries": "max_retries"}
+#: LiteLLM ``router_settings`` that are endpoint defaults here.
+_LITELLM_ROUTER = {"allowed_fails": "allowed_fails", "cooldown_time": "cooldown", "num_retries": "max_retries",
+                   "timeout": "timeout"}
 
 
 def from_litellm_config(data: Mapping[str, Any], where: str = "a LiteLLM config") -> dict[str, Any]:
@@ -229,7 +242,7 @@ def from_litellm_config(data: Mapping[str, Any], where: str = "a LiteLLM config"
     rs = data.get("router_settings") or {}
     if not isinstance(ls, dict) or not isinstance(rs, dict):
         raise DataError("'litellm_settings' and 'router_settings' must be mappings", file=where)
-    defaults: dict[str, Any] = {}
+    defaults: dict[str, Any] = {v: rs[k] for k, v in _LITELLM_ROUTER.items() if rs.get(k) is not None}
     if ls.get("num_retries") is not None:
         defaults["max_retries"] = ls["num_retries"]
     if ls.get("request_timeout") is not None:
@@ -344,6 +357,22 @@ class _Limits:
         self.sem = asyncio.Semaphore(ep.max_concurrency)
         self.requests = _Bucket(ep.rpm) if ep.rpm else None
         self.tokens = _Bucket(ep.tpm) if ep.tpm else None
+        self.fails: list[float] = []  # when recent attempts failed (monotonic seconds, the last minute)
+        self.cooling_until = 0.0
+
+    def cooling(self) -> float:
+        """Seconds of cooldown left (0: the endpoint takes calls)."""
+        return max(self.cooling_until - time.monotonic(), 0.0)
+
+    def failed(self, ep: Endpoint) -> bool:
+        """Record a failed attempt; True when it opens the breaker (``allowed_fails`` within a minute)."""
+        now = time.monotonic()
+        self.fails = [t for t in self.fails if now - t < 60.0] + [now]
+        if len(self.fails) >= ep.allowed_fails and ep.cooldown > 0:
+            self.cooling_until = now + ep.cooldown
+            self.fails = []
+            return True
+        return False
 
 
 class _Loop:
@@ -518,7 +547,7 @@ class Live:
         #: Send each query's id as ``x-callwise-prompt-id`` (the replay server matches on it); a
         #: server whose query ids are made up per request turns this off.
         self.send_ids = True
-        self.stats = {"calls": 0, "cache_hits": 0, "retries": 0, "fallbacks": 0, "spent": 0.0}
+        self.stats = {"calls": 0, "cache_hits": 0, "retries": 0, "fallbacks": 0, "cooled_down": 0, "spent": 0.0}
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def close(self) -> None:
@@ -626,6 +655,11 @@ class Live:
             limits = self._limits[ep.name] = _Limits(ep)
         attempt = 0
         while True:
+            left = limits.cooling()
+            if left > 0:
+                self.stats["cooled_down"] += 1
+                raise ProviderError(f"model {ep.name!r} is cooling down for {left:.1f}s after {ep.allowed_fails} failed "
+                                    "attempts within a minute (circuit breaker)", model=ep.name)
             try:
                 async with limits.sem:
                     est = _approx_tokens(messages, gen)
@@ -644,12 +678,19 @@ class Live:
                         limits.tokens.adjust(float(total) - est)
                 self.stats["calls"] += 1
                 self.stats["spent"] += resp.cost
+                limits.fails = []
                 return resp
             except Exception as e:  # noqa: BLE001 - every failure is classified, none is swallowed
                 err = _classify(e, ep.name, self._secrets)
-                if not err.retryable or attempt >= ep.max_retries:
-                    if err.retryable and attempt:
-                        err = ProviderError(f"{err} (after {attempt + 1} attempts)", model=ep.name, status=err.status,
+                opened = err.retryable and limits.failed(ep)
+                if opened:
+                    log.warning("%s cools down for %.1fs after %d failed attempts", ep.name, ep.cooldown,
+                                ep.allowed_fails)
+                if opened or not err.retryable or attempt >= ep.max_retries:
+                    notes = ([f"after {attempt + 1} attempts"] if err.retryable and attempt else []) + (
+                        [f"the endpoint now cools down for {ep.cooldown:g}s"] if opened else [])
+                    if notes:
+                        err = ProviderError(f"{err} ({'; '.join(notes)})", model=ep.name, status=err.status,
                                             retryable=True)
                     raise err from None
                 delay = self._rng.uniform(0, min(self.retry_cap, self.retry_base * 2 ** attempt))
