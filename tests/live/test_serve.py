@@ -318,7 +318,7 @@ def test_upstream_failures_retry_fall_back_and_502(world):
     prompts = prompts_of(world["test"], world["ids"][:6])
     # flaky upstream: retries make every request succeed
     with BackgroundServer(build_replay_app(table, fail_rate=0.3, seed=1)) as up:
-        srv = _server(world, up.url, policies={"knn": world["router"]}, max_retries=8)
+        srv = _server(world, up.url, policies={"knn": world["router"]}, max_retries=8, allowed_fails=100)
         with BackgroundServer(srv.app()) as s:
             for p in prompts:
                 assert _ask(_client(s.url), "callwise/knn", p).choices[0].message.content
@@ -387,7 +387,7 @@ def test_spent_upstream_equals_charged_under_half_failures(world):
     prompts = prompts_of(world["test"], world["ids"])
     keys = KeyBudgets({"k1": 100.0, "k2": 100.0, "k3": 100.0})
     with BackgroundServer(build_replay_app(world["table"], fail_rate=0.5, seed=3)) as up:
-        srv = _server(world, up.url, keys=keys, max_retries=0)
+        srv = _server(world, up.url, keys=keys, max_retries=0, allowed_fails=1000)
         with BackgroundServer(srv.app()) as s:
             n = len(prompts)
             got = _concurrent(s.url, lambda i: "callwise/knn" if i % 2 else "callwise/casc", prompts * 2,
