@@ -47,7 +47,7 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                       help="Print callwise's version and exit")) -> None:
     """callwise: spend LLM calls wisely. Evaluate routing and other call policies on recorded outcomes."""
 

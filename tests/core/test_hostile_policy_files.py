@@ -17,7 +17,11 @@ import numpy as np
 import pytest
 
 from callwise import load_policy
-from callwise.core.policy_files import MAX_ARRAY_BYTES, PolicyFileError, read_policy_file
+from callwise.core.policy_files import (
+    MAX_ARRAY_BYTES,
+    PolicyFileError,
+    read_policy_file,
+)
 
 HERE = Path(__file__).parent / "data" / "policies-0.1.0"
 

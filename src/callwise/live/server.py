@@ -91,6 +91,7 @@ class KeyBudgets:
         self.soft = float(soft)
         self._spent: dict[tuple[str, str], float] = {}
         self._reserved: dict[str, float] = {}
+        self._holds: dict[str, int] = {}  # holds outstanding per key (the sum is reset to 0 when none are)
         self._lock = threading.Lock()
 
     @property
@@ -152,14 +153,17 @@ class KeyBudgets:
                                         f"flight) of its ${budget:.4f} daily budget; it resets at 00:00 UTC",
                                    code="budget_exceeded", type="insufficient_quota")
             self._reserved[key] = held + float(dollars)
+            self._holds[key] = self._holds.get(key, 0) + 1
         return float(dollars)
 
     def release(self, key: str | None, dollars: float) -> None:
         """Give back a hold once its request is charged (or failed)."""
-        if key is None or not dollars:
+        if key is None or key not in self._holds:
             return
         with self._lock:
-            self._reserved[key] = max(self._reserved.get(key, 0.0) - float(dollars), 0.0)
+            self._holds[key] -= 1
+            left = max(self._reserved.get(key, 0.0) - float(dollars), 0.0)
+            self._reserved[key] = left if self._holds[key] > 0 else 0.0  # no float residue once all are back
 
     def held(self, key: str | None) -> float:
         with self._lock:
@@ -382,7 +386,7 @@ class PolicyServer:
         finally:
             self.keys.release(key, hold)
         served.max_seen = max(served.max_seen, float(out["cost_uncached"]))
-        return out
+        return {**out, "held": hold}
 
     def _run_group(self, head: tuple[Served, Policy, str | None, float], items: list[Any]) -> list[Any]:
         """Decide a batch; a failed upstream call fails only its own request.
@@ -464,7 +468,7 @@ class PolicyServer:
                      "cost": out["cost"],
                      "callwise": {"policy": served.policy.name, "setting": setting, "answered_by": out["answered_by"],
                                   "calls": out["calls"], "cost_uncached": out["cost_uncached"],
-                                  "budget_pressure": out["pressure"]}}
+                                  "budget_pressure": out["pressure"], "budget_held": out.get("held", 0.0)}}
             headers = {"x-callwise-cost": f"{out['cost']:.10g}", "x-callwise-model": str(out["answered_by"]),
                        "x-callwise-models": ",".join(c["served_by"] for c in out["calls"])}
             rid, created = f"chatcmpl-cw-{uuid.uuid4().hex[:24]}", int(time.time())
