@@ -783,18 +783,31 @@ def serve(
     provider_costs: bool = ProviderCostOpt, cache: Optional[Path] = CacheOpt, no_cache: bool = NoCacheOpt,
     transport: str = TransportOpt, concurrency: int = ConcurrencyOpt, timeout: float = TimeoutOpt, retries: int = RetriesOpt,
     max_body_mb: float = typer.Option(4.0, "--max-body-mb", help="Largest request body read; a bigger one gets 413 before it is read"),
+    admin_key: Optional[str] = typer.Option(None, "--admin-key", envvar="CALLWISE_ADMIN_KEY", help="Key for /metrics and /health details (default: $CALLWISE_ADMIN_KEY; none: /metrics is open)"),
+    log_level: str = typer.Option("info", "--log-level", help="debug | info | warning | error: the JSON access log (one line per request) is info"),
 ) -> None:
-    """Serve fitted policies as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models, /health)."""
+    """Serve fitted policies as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models, /health, /metrics)."""
+    import logging
+
     from .live import server as srv
 
     try:
         if not max_body_mb > 0:
             raise DataError(f"--max-body-mb must be a positive number of megabytes, got {max_body_mb}")
+        level = getattr(logging, log_level.upper(), None)
+        if log_level.lower() not in ("debug", "info", "warning", "error") or not isinstance(level, int):
+            raise DataError(f"--log-level must be debug, info, warning or error, got {log_level!r}")
         app_ = build_server(policy_files, api_key, keys, key_budget, soft, api_base, endpoints, prices, provider_costs,
                             cache, no_cache, transport, concurrency, timeout, retries,
-                            max_body=max(1024, int(max_body_mb * 1024 * 1024))).app()
+                            max_body=max(1024, int(max_body_mb * 1024 * 1024)), admin_key=admin_key).app()
     except CallwiseError as e:
         _fail(e)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("callwise.access")
+    access.addHandler(handler)
+    access.setLevel(level)
+    access.propagate = False
     typer.echo(f"serving {[srv.PREFIX + p.stem for p in policy_files]} on http://{host}:{port}/v1", err=True)
     srv.serve(app_, host, port)
 
@@ -802,7 +815,8 @@ def serve(
 def build_server(policy_files: List[Path], api_key: Optional[List[str]], keys: Optional[Path], key_budget: Optional[float],
                  soft: float, api_base: Optional[str], endpoints: Optional[Path], prices: Optional[Path],
                  provider_costs: bool, cache: Optional[Path], no_cache: bool, transport: str = "litellm",
-                 concurrency: int = 32, timeout: float = 60.0, retries: int = 3, max_body: int | None = None) -> Any:
+                 concurrency: int = 32, timeout: float = 60.0, retries: int = 3, max_body: int | None = None,
+                 admin_key: str | None = None) -> Any:
     """The :class:`~callwise.live.server.PolicyServer` that ``callwise serve`` runs (also for tests and benchmarks)."""
     from .core.policy import policy_models
     from .live.server import KeyBudgets, PolicyServer, load_policies
@@ -819,7 +833,8 @@ def build_server(policy_files: List[Path], api_key: Optional[List[str]], keys: O
                     timeout, retries)
     from .live.server import MAX_BODY
 
-    return PolicyServer(policies, backend, keys=kb, max_body=MAX_BODY if max_body is None else max_body)
+    return PolicyServer(policies, backend, keys=kb, max_body=MAX_BODY if max_body is None else max_body,
+                        admin_key=admin_key)
 
 
 @app.command("replay-server")

@@ -246,6 +246,37 @@ def test_a_body_past_the_limit_gets_413_before_it_is_read(world, upstream):
     srv.backend.close()
 
 
+def test_metrics_health_and_the_access_log(world, upstream, caplog):
+    """/metrics counts requests, errors, calls, escalations and spend (by key id, never the key); /health
+    says only "ok" unless the admin key asks; every request is one JSON access-log line with its id."""
+    import logging
+
+    keys = KeyBudgets({"k-secret": 50.0})
+    srv = _server(world, upstream.url, keys=keys)
+    srv.admin_key = "admin"
+    prompts = prompts_of(world["test"], world["ids"][:6])
+    with caplog.at_level(logging.INFO, logger="callwise.access"), BackgroundServer(srv.app()) as s:
+        c = _client(s.url, "k-secret")
+        costs = [_ask(c, "callwise/casc", p).usage.model_dump()["cost"] for p in prompts]
+        with pytest.raises(openai.BadRequestError):
+            _ask(c, "callwise/knn", prompts[0], temperature=9)
+        assert httpx.get(s.url + "/health").json() == {"status": "ok"}
+        detail = httpx.get(s.url + "/health", headers={"authorization": "Bearer admin"}).json()
+        assert detail["requests"] == 6 and "backend" in detail
+        assert httpx.get(s.url + "/metrics").status_code == 401
+        text = httpx.get(s.url + "/metrics", headers={"authorization": "Bearer admin"}).text
+    srv.backend.close()
+    assert 'callwise_requests_total{policy="casc",status="200"} 6.0' in text
+    assert 'callwise_request_errors_total{kind="invalid_request_error"} 1.0' in text
+    assert "callwise_request_seconds_bucket" in text and "k-secret" not in text
+    spend = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("callwise_spend_dollars_total{"))
+    assert spend == pytest.approx(sum(costs)) == pytest.approx(keys.spent("k-secret"))
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "callwise.access"]
+    assert [x["status"] for x in lines] == [200] * 6 + [400]
+    assert all(len(x["request_id"]) == 32 and x["key"] != "k-secret" for x in lines)
+
+
 def test_200_simultaneous_requests(world, served):
     s, _ = served
     prompts = prompts_of(world["test"], world["ids"])

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..core.backend import Queries
 from ..core.budget import BudgetLedger
@@ -58,6 +58,7 @@ from ..core.policy import Policy, policy_models
 from .backend import Live, ProviderError
 from .chat import RequestError, check_request, render
 from .http_util import install_openai_errors, openai_error
+from .observability import log_access
 from .recording import Attempts, Recording
 
 PREFIX = "callwise/"
@@ -254,7 +255,7 @@ class PolicyServer:
 
     def __init__(self, policies: Mapping[str, Policy], backend: Live, *, keys: KeyBudgets | None = None,
                  conversations: int = 100_000, max_batch: int = 64, workers: int = 4,
-                 max_body: int = MAX_BODY) -> None:
+                 max_body: int = MAX_BODY, admin_key: str | None = None) -> None:
         if not policies:
             raise PolicyError("callwise serve needs at least one policy")
         missing = sorted({m for p in policies.values() for m in policy_models(p)} - set(backend.models))
@@ -274,6 +275,12 @@ class PolicyServer:
             raise DataError(f"the request body limit must be a whole number of bytes >= 1024, got {max_body!r}",
                             column="max_body")
         self.max_body = max_body
+        if admin_key is not None and (not isinstance(admin_key, str) or not admin_key):
+            raise DataError("the admin key must be a non-empty string", column="admin_key")
+        self.admin_key = admin_key
+        from .observability import Metrics
+
+        self.metrics = Metrics()
         self.conversations = Conversations(conversations)
         self.started = time.time()
         self.requests = 0
@@ -434,10 +441,26 @@ class PolicyServer:
         def fail(e: RequestError) -> Any:
             return openai_error(e.status, str(e), type=e.type, param=e.param, code=e.code)
 
+        def is_admin(request: Request) -> bool:
+            h = request.headers.get("authorization") or ""
+            return self.admin_key is not None and h[:7].lower() == "bearer " and h[7:].strip() == self.admin_key
+
         @app.get("/health")
-        async def health() -> Any:
+        async def health(request: Request) -> Any:
+            """"ok" to anyone; the details (requests, uptime, upstream counters) to the admin key only."""
+            if not is_admin(request):
+                return {"status": "ok"}
             return {"status": "ok", "policies": len(self.served), "requests": self.requests,
                     "uptime_s": round(time.time() - self.started, 1), "backend": dict(self.backend.stats)}
+
+        @app.get("/metrics")
+        async def metrics(request: Request) -> Any:
+            """Prometheus metrics; with an admin key configured, only for it."""
+            if self.admin_key is not None and not is_admin(request):
+                return openai_error(401, "the metrics need the admin key: send 'Authorization: Bearer <admin key>'",
+                                    type="authentication_error", code="invalid_api_key")
+            body, ctype = self.metrics.render()
+            return Response(body, media_type=ctype)
 
         @app.get("/v1/models")
         async def models(request: Request) -> Any:
@@ -452,18 +475,34 @@ class PolicyServer:
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Any:
+            started, request_id = time.perf_counter(), uuid.uuid4().hex
+            key: str | None = None
+            name = "-"
+
+            def done(resp: Any, status: int, kind: str | None = None, out: dict[str, Any] | None = None,
+                     error: str | None = None) -> Any:
+                self.metrics.observe(policy=name, status=status, seconds=time.perf_counter() - started, kind=kind,
+                                     out=out, key=key)
+                log_access(request_id, "/v1/chat/completions", status, started, policy=name, key=key, out=out,
+                           error=error)
+                resp.headers["x-request-id"] = request_id
+                return resp
+
             try:
                 key = self.keys.authenticate(request.headers.get("authorization"))
                 body = parse_body(await read_body(request, self.max_body))
                 model, messages, params, stream, include_usage = check_request(body)
                 served, policy, setting = self.resolve(model)
+                name = served.name
                 out = await self.submit(served, policy, setting, messages, params, key)
             except RequestError as e:
-                return fail(e)
+                return done(fail(e), e.status, e.code or e.type, error=str(e))
             except ProviderError as e:
-                return openai_error(502, f"upstream failure: {e}", type="upstream_error", code="upstream_failed")
+                return done(openai_error(502, f"upstream failure: {e}", type="upstream_error", code="upstream_failed"),
+                            502, "upstream", error=str(e))
             except CallwiseError as e:
-                return openai_error(500, f"the policy failed: {e}", type="server_error", code="policy_failed")
+                return done(openai_error(500, f"the policy failed: {e}", type="server_error", code="policy_failed"),
+                            500, "policy", error=str(e))
             usage = {**out["usage"], "total_tokens": out["usage"]["prompt_tokens"] + out["usage"]["completion_tokens"],
                      "cost": out["cost"],
                      "callwise": {"policy": served.policy.name, "setting": setting, "answered_by": out["answered_by"],
@@ -473,12 +512,13 @@ class PolicyServer:
                        "x-callwise-models": ",".join(c["served_by"] for c in out["calls"])}
             rid, created = f"chatcmpl-cw-{uuid.uuid4().hex[:24]}", int(time.time())
             if not stream:
-                return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": model,
-                                     "choices": [{"index": 0, "message": {"role": "assistant", "content": out["answer"]},
-                                                  "finish_reason": "stop", "logprobs": None}],
-                                     "usage": usage}, headers=headers)
-            return StreamingResponse(_sse(rid, created, model, out["answer"], usage if include_usage else None),
-                                     media_type="text/event-stream", headers=headers)
+                return done(JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": model,
+                                          "choices": [{"index": 0, "message": {"role": "assistant",
+                                                                               "content": out["answer"]},
+                                                       "finish_reason": "stop", "logprobs": None}],
+                                          "usage": usage}, headers=headers), 200, out=out)
+            return done(StreamingResponse(_sse(rid, created, model, out["answer"], usage if include_usage else None),
+                                          media_type="text/event-stream", headers=headers), 200, out=out)
 
         return app
 
