@@ -5,7 +5,7 @@ confidence and oracle cascades over two or more tiers, FrugalGPT- and HybridLLM-
 baselines, and the paper's evaluation protocol (``callwise cascade``).
 """
 
-from .escalation import ConfidenceCascade, Escalation, OracleCascade
+from .escalation import ConfidenceCascade, Escalation, OracleCascade, sampled_call
 from .learned import FrugalCascade, TwoTierRouter
 from .protocol import METHODS, CascadeResult, CascadeRun, plan_cascades, run_cascades
 from .signals import SIGNALS, Signal, SignalError, make_signal
@@ -18,4 +18,5 @@ from .thresholds import (
 
 __all__ = ["CascadeResult", "CascadeRun", "ConfidenceCascade", "Escalation", "FrugalCascade", "METHODS",
            "OracleCascade", "QuantileThreshold", "SIGNALS", "Signal", "SignalError", "StreamingThreshold",
-           "ThresholdError", "TwoTierRouter", "escalation_share", "make_signal", "plan_cascades", "run_cascades"]
+           "ThresholdError", "TwoTierRouter", "escalation_share", "make_signal", "plan_cascades", "run_cascades",
+           "sampled_call"]

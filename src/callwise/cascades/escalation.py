@@ -418,6 +418,20 @@ class Escalation(Policy):
         return self
 
 
+def sampled_call(backend: Backend, model: str, queries: Queries, n_calls: int = 1) -> Calls:
+    """``n_calls`` samples of ``model`` on every query as one :class:`Calls`: the first sample's answer,
+    quality and confidence, every sample's answer (queries x samples) and the summed cost."""
+    first = backend.call(model, queries)
+    if n_calls == 1:
+        return first
+    more = [backend.call(model, queries, sample=s) for s in range(1, n_calls)]
+    answers = None
+    if first.answers is not None and all(c.answers is not None for c in more):
+        answers = np.stack([first.answers, *[c.answers for c in more]], axis=1)  # type: ignore[list-item]
+    cost = first.cost + sum(c.cost for c in more)
+    return Calls(model, first.quality, cost, answers, first.latency, first.confidence, first.logprobs)
+
+
 def _first_sample(answers: np.ndarray | None) -> np.ndarray | None:
     """The answer returned: the first sample's when a stage was sampled several times (queries x samples)."""
     if answers is None:
@@ -490,15 +504,7 @@ class ConfidenceCascade(Escalation):
         return np.stack(cols, axis=1)
 
     def _call(self, backend: Backend, model: str, queries: Queries, n_calls: int = 1) -> Calls:
-        first = backend.call(model, queries)
-        if n_calls == 1:
-            return first
-        more = [backend.call(model, queries, sample=s) for s in range(1, n_calls)]
-        answers = None
-        if first.answers is not None and all(c.answers is not None for c in more):
-            answers = np.stack([first.answers, *[c.answers for c in more]], axis=1)  # type: ignore[list-item]
-        cost = first.cost + sum(c.cost for c in more)
-        return Calls(model, first.quality, cost, answers, first.latency, first.confidence, first.logprobs)
+        return sampled_call(backend, model, queries, n_calls)
 
     def needs_logprobs(self) -> bool:
         """Live, the margin reads first-token logprobs and ``recorded`` the answer's log-probability."""

@@ -24,24 +24,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..cascades import ConfidenceCascade, Escalation
+from ..cascades import ConfidenceCascade, Escalation, sampled_call
 from ..core.backend import Backend, Calls, Queries
 from ..core.errors import PolicyError
 from ..core.fixed import model_means
-from ..core.frontier import ndch
 from ..core.outcomes import DenseView, OutcomeTable
 from ..core.policy import Decisions, Policy, get_policy, make, register
+from .candidates import hull_models
 
 FAMILY = "composition"
-
-
-def _hull(train: OutcomeTable) -> list[str]:
-    """Training-hull models, cheapest first (as :func:`callwise.plan.candidates.hull_models`)."""
-    models, cost, quality = model_means(train)
-    curve = ndch(cost, quality)
-    on = [m for m, c, q in zip(models, cost, quality)
-          if np.any(np.isclose(curve.cost, c, rtol=0, atol=1e-15) & np.isclose(curve.quality, q, rtol=0, atol=1e-12))]
-    return sorted(on, key=lambda m: cost[models.index(m)])
 
 
 def nest(prefix: str, policy: Policy, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -88,7 +79,7 @@ class RouteThenEscalate(Policy):
 
     def fit(self, train: OutcomeTable) -> "RouteThenEscalate":
         _check_share(self.name, self.escalate)
-        chain = list(self.models) if self.models is not None else _hull(train)
+        chain = list(self.models) if self.models is not None else hull_models(train)
         if len(chain) < 2:
             raise PolicyError(f"{self.name} needs a chain of at least two models; the training hull has {chain}")
         self.cascade_ = ConfidenceCascade(chain, budget=None, signal=self.signal, seed=self.seed).fit(train)
@@ -169,7 +160,7 @@ class RouteThenEscalate(Policy):
     def default(cls, train: OutcomeTable) -> "RouteThenEscalate | None":
         """Where every answer has a confidence and the training hull has two models or more."""
         f = train.frame
-        if "confidence" not in f.columns or not f["confidence"].notna().all() or len(_hull(train)) < 2:
+        if "confidence" not in f.columns or not f["confidence"].notna().all() or len(hull_models(train)) < 2:
             return None
         return cls()
 
@@ -368,7 +359,7 @@ class LearnedEscalation(Escalation):
 
     def fit(self, train: OutcomeTable) -> "LearnedEscalation":
         self._check_settings()
-        models = tuple(self.models) if self.models is not None else tuple(_hull(train))
+        models = tuple(self.models) if self.models is not None else tuple(hull_models(train))
         view = train.dense(models)
         f = train.frame
         avail = ["router-gain", "prompt"]
@@ -435,13 +426,7 @@ class LearnedEscalation(Escalation):
         return np.stack(cols, axis=1)
 
     def _call(self, backend: Backend, model: str, queries: Queries, n_calls: int = 1) -> Calls:
-        first = backend.call(model, queries)
-        if n_calls == 1:
-            return first
-        more = [backend.call(model, queries, sample=s) for s in range(1, n_calls)]
-        answers = np.stack([first.answers, *[c.answers for c in more]], axis=1)  # type: ignore[list-item]
-        return Calls(model, first.quality, first.cost + sum(c.cost for c in more), answers, first.latency,
-                     first.confidence, first.logprobs)
+        return sampled_call(backend, model, queries, n_calls)
 
     def _stage_scores(self, k: int, queries: Queries, calls: Calls | None) -> np.ndarray:
         assert calls is not None
@@ -459,7 +444,7 @@ class LearnedEscalation(Escalation):
         f = train.frame
         if "prompt" not in f.columns or not f["prompt"].map(lambda p: isinstance(p, str) and bool(p)).all():
             return None
-        return cls(_hull(train)) if len(_hull(train)) >= 2 else None
+        return cls(hull_models(train)) if len(hull_models(train)) >= 2 else None
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         from ..core.policy_files import pack
