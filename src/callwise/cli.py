@@ -785,6 +785,7 @@ def serve(
     max_body_mb: float = typer.Option(4.0, "--max-body-mb", help="Largest request body read; a bigger one gets 413 before it is read"),
     admin_key: Optional[str] = typer.Option(None, "--admin-key", envvar="CALLWISE_ADMIN_KEY", help="Key for /metrics and /health details (default: $CALLWISE_ADMIN_KEY; none: /metrics is open)"),
     log_level: str = typer.Option("info", "--log-level", help="debug | info | warning | error: the JSON access log (one line per request) is info"),
+    state: Optional[str] = typer.Option(None, "--state", help="Where key spend lives: sqlite:///PATH (default: state.sqlite in the cache folder; survives restarts), redis://HOST:PORT/DB (shared by instances), or memory"),
 ) -> None:
     """Serve fitted policies as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models, /health, /metrics)."""
     import logging
@@ -799,7 +800,8 @@ def serve(
             raise DataError(f"--log-level must be debug, info, warning or error, got {log_level!r}")
         app_ = build_server(policy_files, api_key, keys, key_budget, soft, api_base, endpoints, prices, provider_costs,
                             cache, no_cache, transport, concurrency, timeout, retries,
-                            max_body=max(1024, int(max_body_mb * 1024 * 1024)), admin_key=admin_key).app()
+                            max_body=max(1024, int(max_body_mb * 1024 * 1024)), admin_key=admin_key,
+                            state=state).app()
     except CallwiseError as e:
         _fail(e)
     handler = logging.StreamHandler()
@@ -816,7 +818,7 @@ def build_server(policy_files: List[Path], api_key: Optional[List[str]], keys: O
                  soft: float, api_base: Optional[str], endpoints: Optional[Path], prices: Optional[Path],
                  provider_costs: bool, cache: Optional[Path], no_cache: bool, transport: str = "litellm",
                  concurrency: int = 32, timeout: float = 60.0, retries: int = 3, max_body: int | None = None,
-                 admin_key: str | None = None) -> Any:
+                 admin_key: str | None = None, state: str | None = None) -> Any:
     """The :class:`~callwise.live.server.PolicyServer` that ``callwise serve`` runs (also for tests and benchmarks)."""
     from .core.policy import policy_models
     from .live.server import KeyBudgets, PolicyServer, load_policies
@@ -825,8 +827,14 @@ def build_server(policy_files: List[Path], api_key: Optional[List[str]], keys: O
         raise DataError("give keys with --api-key or --keys, not both")
     if key_budget is not None and not api_key:
         raise DataError("--key-budget needs --api-key (the keys it applies to)")
-    kb = KeyBudgets.load(keys, soft=soft) if keys is not None else KeyBudgets(
-        {k: key_budget for k in (api_key or [])}, soft=soft)
+    from .live.state import open_store
+
+    if state is None:  # the default keeps spend across restarts
+        base = Path(os.environ.get("CALLWISE_CACHE_DIR") or Path.home() / ".cache" / "callwise")
+        state = f"sqlite:///{base / 'state.sqlite'}"
+    store = open_store(state)
+    kb = KeyBudgets.load(keys, soft=soft, store=store) if keys is not None else KeyBudgets(
+        {k: key_budget for k in (api_key or [])}, soft=soft, store=store)
     policies = load_policies(policy_files)
     models = sorted({m for p in policies.values() for m in policy_models(p)})
     backend = _live(models, api_base, endpoints, prices, provider_costs, cache, no_cache, transport, concurrency,

@@ -39,8 +39,8 @@ FORMAT_VERSION = 1
 REQUIRED = ("format", "format_version", "policy", "settings", "fitted", "arrays")
 #: The most bytes a policy's arrays may unpack to (a compressed npz can expand a thousandfold).
 MAX_ARRAY_BYTES = 256 * 1024 * 1024
-#: Arrays that may hold an infinity: a λ grid ends at ∞ (route to the best predicted model).
-INF_OK = ("lambdas",)
+#: Arrays that may hold an infinity: a λ grid ends at ∞, and a router's default λ may be ∞ (the best predicted model).
+INF_OK = ("lambdas", "default_lam")
 
 
 class PolicyFileError(PolicyError):

@@ -60,6 +60,7 @@ from .chat import RequestError, check_request, render
 from .http_util import install_openai_errors, openai_error
 from .observability import log_access
 from .recording import Attempts, Recording
+from .state import MemoryStore, SpendStore
 
 PREFIX = "callwise/"
 #: Largest request body read (bytes): a bigger one is refused with 413 before it is read.
@@ -77,10 +78,24 @@ class Served:
     max_seen: float = 0.0  # the dearest request served so far (uncached dollars): a floor for reservations
 
 
-class KeyBudgets:
-    """API keys and their daily dollar budgets (None: no budget), with spend per UTC day."""
+@dataclass(frozen=True)
+class Hold:
+    """Dollars a request holds of its key's budget while it runs (see :meth:`KeyBudgets.reserve`)."""
 
-    def __init__(self, keys: Mapping[str, float | None] | None = None, *, soft: float = 0.5) -> None:
+    key: str | None
+    day: str
+    dollars: float
+
+
+class KeyBudgets:
+    """API keys and their daily dollar budgets (None: no budget), with spend per UTC day in a store.
+
+    ``store`` (:mod:`callwise.live.state`): in memory by default; SQLite keeps spend across
+    restarts; Redis shares spend and holds between instances.
+    """
+
+    def __init__(self, keys: Mapping[str, float | None] | None = None, *, soft: float = 0.5,
+                 store: SpendStore | None = None) -> None:
         if not 0.0 <= soft < 1.0:
             raise DataError(f"the soft budget share must be in [0, 1), got {soft!r}", column="soft")
         for k, b in (keys or {}).items():
@@ -90,10 +105,7 @@ class KeyBudgets:
                 raise DataError(f"a key's daily budget must be a number of dollars > 0, got {b!r}", column="budget")
         self.keys = dict(keys or {})
         self.soft = float(soft)
-        self._spent: dict[tuple[str, str], float] = {}
-        self._reserved: dict[str, float] = {}
-        self._holds: dict[str, int] = {}  # holds outstanding per key (the sum is reset to 0 when none are)
-        self._lock = threading.Lock()
+        self.store: SpendStore = store if store is not None else MemoryStore()
 
     @property
     def required(self) -> bool:
@@ -116,8 +128,7 @@ class KeyBudgets:
         return token
 
     def spent(self, key: str | None) -> float:
-        with self._lock:
-            return self._spent.get((key or "", self.today()), 0.0)
+        return self.store.spent(key or "", self.today())
 
     def pressure(self, key: str | None) -> float:
         """How far to move toward cheaper choices (0..1); 429 once the day's budget is spent."""
@@ -132,46 +143,38 @@ class KeyBudgets:
         return float(min(max((share - self.soft) / (1.0 - self.soft), 0.0), 1.0))
 
     def charge(self, key: str | None, dollars: float) -> None:
-        with self._lock:
-            k = (key or "", self.today())
-            self._spent[k] = self._spent.get(k, 0.0) + float(dollars)
+        if dollars:
+            self.store.charge(key or "", self.today(), float(dollars))
 
-    def reserve(self, key: str | None, dollars: float) -> float:
+    def reserve(self, key: str | None, dollars: float) -> Hold:
         """Hold ``dollars`` of the key's budget for a request about to run; 429 when spend and holds reach it.
 
-        Admission compares what is spent *and held* with the budget, so requests in flight together
-        cannot each see the same unspent dollars: the day's spend can pass the budget by at most
-        one request's cost beyond its hold. Returns the amount held (0 for a key without a budget).
+        Admission compares what is spent *and held* with the budget (atomically in the store, across
+        instances with Redis), so requests in flight together cannot each see the same unspent
+        dollars: the day's spend can pass the budget by at most one request's cost beyond its hold.
+        A key without a budget holds nothing.
         """
+        day = self.today()
         budget = self.keys.get(key) if key is not None else None
         if budget is None:
-            return 0.0
-        with self._lock:
-            spent = self._spent.get((key, self.today()), 0.0)
-            held = self._reserved.get(key, 0.0)
-            if spent + held >= budget:
-                raise RequestError(429, f"this API key has spent ${spent:.4f} (and holds ${held:.4f} for requests in "
-                                        f"flight) of its ${budget:.4f} daily budget; it resets at 00:00 UTC",
-                                   code="budget_exceeded", type="insufficient_quota")
-            self._reserved[key] = held + float(dollars)
-            self._holds[key] = self._holds.get(key, 0) + 1
-        return float(dollars)
+            return Hold(None, day, 0.0)
+        if not self.store.reserve(key, day, float(dollars), float(budget)):  # type: ignore[arg-type]
+            spent, held = self.store.spent(key, day), self.store.held(key, day)  # type: ignore[arg-type]
+            raise RequestError(429, f"this API key has spent ${spent:.4f} (and holds ${held:.4f} for requests in "
+                                    f"flight) of its ${budget:.4f} daily budget; it resets at 00:00 UTC",
+                               code="budget_exceeded", type="insufficient_quota")
+        return Hold(key, day, float(dollars))
 
-    def release(self, key: str | None, dollars: float) -> None:
+    def release(self, hold: Hold) -> None:
         """Give back a hold once its request is charged (or failed)."""
-        if key is None or key not in self._holds:
-            return
-        with self._lock:
-            self._holds[key] -= 1
-            left = max(self._reserved.get(key, 0.0) - float(dollars), 0.0)
-            self._reserved[key] = left if self._holds[key] > 0 else 0.0  # no float residue once all are back
+        if hold.key is not None:
+            self.store.release(hold.key, hold.day, hold.dollars)
 
     def held(self, key: str | None) -> float:
-        with self._lock:
-            return self._reserved.get(key or "", 0.0)
+        return self.store.held(key or "", self.today())
 
     @classmethod
-    def load(cls, path: str | Path, *, soft: float = 0.5) -> "KeyBudgets":
+    def load(cls, path: str | Path, *, soft: float = 0.5, store: SpendStore | None = None) -> "KeyBudgets":
         """Keys from YAML/JSON: ``keys: {KEY: {budget: 5.0}, OTHER: {}}`` (budget: dollars per day)."""
         from ..core.files import read_text
 
@@ -195,7 +198,7 @@ class KeyBudgets:
                                 file=str(path), column=f"keys[{i}]")
             keys[str(k)] = v.get("budget")
         try:
-            return cls(keys, soft=soft)
+            return cls(keys, soft=soft, store=store)
         except DataError as e:
             raise DataError(e.detail, file=str(path), column=e.column) from None
 
@@ -391,9 +394,9 @@ class PolicyServer:
             group = (served.name, tuple(sorted(setting.items())), pressure, floor)
             out = await self._batcher.submit(group, (served, policy, floor, pressure), (messages, params, key))
         finally:
-            self.keys.release(key, hold)
+            self.keys.release(hold)
         served.max_seen = max(served.max_seen, float(out["cost_uncached"]))
-        return {**out, "held": hold}
+        return {**out, "held": hold.dollars}
 
     def _run_group(self, head: tuple[Served, Policy, str | None, float], items: list[Any]) -> list[Any]:
         """Decide a batch; a failed upstream call fails only its own request.
