@@ -827,19 +827,19 @@ def build_server(policy_files: List[Path], api_key: Optional[List[str]], keys: O
         raise DataError("give keys with --api-key or --keys, not both")
     if key_budget is not None and not api_key:
         raise DataError("--key-budget needs --api-key (the keys it applies to)")
+    from .live.server import MAX_BODY
     from .live.state import open_store
 
-    if state is None:  # the default keeps spend across restarts
-        base = Path(os.environ.get("CALLWISE_CACHE_DIR") or Path.home() / ".cache" / "callwise")
-        state = f"sqlite:///{base / 'state.sqlite'}"
-    store = open_store(state)
-    kb = KeyBudgets.load(keys, soft=soft, store=store) if keys is not None else KeyBudgets(
-        {k: key_budget for k in (api_key or [])}, soft=soft, store=store)
+    kb = KeyBudgets.load(keys, soft=soft) if keys is not None else KeyBudgets(
+        {k: key_budget for k in (api_key or [])}, soft=soft)
     policies = load_policies(policy_files)
     models = sorted({m for p in policies.values() for m in policy_models(p)})
     backend = _live(models, api_base, endpoints, prices, provider_costs, cache, no_cache, transport, concurrency,
                     timeout, retries)
-    from .live.server import MAX_BODY
+    if state is None:  # the default keeps spend across restarts
+        base = Path(os.environ.get("CALLWISE_CACHE_DIR") or Path.home() / ".cache" / "callwise")
+        state = f"sqlite:///{base / 'state.sqlite'}"
+    kb.store = open_store(state)  # last: a bad setting above fails before any state file is made
 
     return PolicyServer(policies, backend, keys=kb, max_body=MAX_BODY if max_body is None else max_body,
                         admin_key=admin_key)
