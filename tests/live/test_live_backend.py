@@ -365,6 +365,18 @@ def test_a_dead_upstream_cools_down_and_its_fallback_answers_at_once(table):
         replace(eps["A"], allowed_fails=0).check()
 
 
+def test_a_flaky_upstream_does_not_cool_down():
+    """Every other attempt fails, so each call succeeds on its retry: failures never run 2 in a row
+    without a success, and the breaker stays closed (LiteLLM cools a lone deployment down only when
+    all its recent requests failed)."""
+    async def flaky(n: int, body: dict, request: Request) -> Response:
+        return error(500, "flaky") if n % 2 else JSONResponse(completion(f"answer {n}"))
+    with Upstream(flaky) as up, live(one("m", up.base, "http", max_retries=1, allowed_fails=2)) as be:
+        for q in ("q1", "q2", "q3", "q4"):
+            assert be.call("m", queries([q])).answers[0].startswith("answer")
+        assert up.n == 8 and be.stats["cooled_down"] == 0 and be._limits["m"].cooling() == 0
+
+
 def test_fallback_answers_from_the_next_model(table, tmp_path):
     app = Counting(build_replay_app(table, fail_rate={"A": 1.0}))
     with BackgroundServer(app) as srv:

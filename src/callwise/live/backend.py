@@ -96,9 +96,9 @@ class Endpoint:
     fallback: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     transport: str = "litellm"
-    #: circuit breaker (LiteLLM's router semantics): after ``allowed_fails`` failed attempts within a
-    #: minute the endpoint cools down for ``cooldown`` seconds: calls to it fail at once (its fallback
-    #: answers) instead of waiting on a dead upstream
+    #: circuit breaker (LiteLLM's router semantics for a lone deployment): after ``allowed_fails``
+    #: failed attempts within a minute with no success since, the endpoint cools down for ``cooldown``
+    #: seconds: calls to it fail at once (its fallback answers) instead of waiting on a dead upstream
     allowed_fails: int = 3
     cooldown: float = 5.0
 
@@ -357,17 +357,23 @@ class _Limits:
         self.sem = asyncio.Semaphore(ep.max_concurrency)
         self.requests = _Bucket(ep.rpm) if ep.rpm else None
         self.tokens = _Bucket(ep.tpm) if ep.tpm else None
-        self.fails: list[float] = []  # when recent attempts failed (monotonic seconds, the last minute)
+        self.fails: list[float] = []  # when attempts failed (monotonic seconds, the last minute)
+        self.last_ok = -math.inf  # when an attempt last succeeded
         self.cooling_until = 0.0
 
     def cooling(self) -> float:
         """Seconds of cooldown left (0: the endpoint takes calls)."""
         return max(self.cooling_until - time.monotonic(), 0.0)
 
+    def succeeded(self) -> None:
+        self.last_ok = time.monotonic()
+
     def failed(self, ep: Endpoint) -> bool:
-        """Record a failed attempt; True when it opens the breaker (``allowed_fails`` within a minute)."""
+        """Record a failed attempt; True when it opens the breaker: ``allowed_fails`` failures within a
+        minute and no success among them (a dead upstream, not a flaky one: LiteLLM cools a lone
+        deployment down only when all its recent requests failed)."""
         now = time.monotonic()
-        self.fails = [t for t in self.fails if now - t < 60.0] + [now]
+        self.fails = [t for t in self.fails if now - t < 60.0 and t > self.last_ok] + [now]
         if len(self.fails) >= ep.allowed_fails and ep.cooldown > 0:
             self.cooling_until = now + ep.cooldown
             self.fails = []
@@ -678,7 +684,7 @@ class Live:
                         limits.tokens.adjust(float(total) - est)
                 self.stats["calls"] += 1
                 self.stats["spent"] += resp.cost
-                limits.fails = []
+                limits.succeeded()
                 return resp
             except Exception as e:  # noqa: BLE001 - every failure is classified, none is swallowed
                 err = _classify(e, ep.name, self._secrets)
