@@ -366,9 +366,9 @@ def test_a_dead_upstream_cools_down_and_its_fallback_answers_at_once(table):
 
 
 def test_a_flaky_upstream_does_not_cool_down():
-    """Every other attempt fails, so each call succeeds on its retry: failures never run 2 in a row
-    without a success, and the breaker stays closed (LiteLLM cools a lone deployment down only when
-    all its recent requests failed)."""
+    """Every other attempt fails, so each call succeeds on its retry: the minute has successes, and the
+    breaker stays closed (LiteLLM cools a lone deployment down only when all its requests of the
+    minute failed)."""
     async def flaky(n: int, body: dict, request: Request) -> Response:
         return error(500, "flaky") if n % 2 else JSONResponse(completion(f"answer {n}"))
     with Upstream(flaky) as up, live(one("m", up.base, "http", max_retries=1, allowed_fails=2)) as be:

@@ -97,7 +97,7 @@ class Endpoint:
     params: Mapping[str, Any] = field(default_factory=dict)
     transport: str = "litellm"
     #: circuit breaker (LiteLLM's router semantics for a lone deployment): after ``allowed_fails``
-    #: failed attempts within a minute with no success since, the endpoint cools down for ``cooldown``
+    #: failed attempts within a minute and no success in it, the endpoint cools down for ``cooldown``
     #: seconds: calls to it fail at once (its fallback answers) instead of waiting on a dead upstream
     allowed_fails: int = 3
     cooldown: float = 5.0
@@ -369,12 +369,12 @@ class _Limits:
         self.last_ok = time.monotonic()
 
     def failed(self, ep: Endpoint) -> bool:
-        """Record a failed attempt; True when it opens the breaker: ``allowed_fails`` failures within a
-        minute and no success among them (a dead upstream, not a flaky one: LiteLLM cools a lone
-        deployment down only when all its recent requests failed)."""
+        """Record a failed attempt; True when it opens the breaker: ``allowed_fails`` failures within the
+        last minute and no success in it (a dead upstream, not a flaky one: LiteLLM cools a lone
+        deployment down only when all its requests of the minute failed)."""
         now = time.monotonic()
-        self.fails = [t for t in self.fails if now - t < 60.0 and t > self.last_ok] + [now]
-        if len(self.fails) >= ep.allowed_fails and ep.cooldown > 0:
+        self.fails = [t for t in self.fails if now - t < 60.0] + [now]
+        if len(self.fails) >= ep.allowed_fails and now - self.last_ok >= 60.0 and ep.cooldown > 0:
             self.cooling_until = now + ep.cooldown
             self.fails = []
             return True
