@@ -7,6 +7,7 @@ fallbacks, logprobs, secret scrubbing, rate/concurrency limits, live prices and 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 import hashlib
 import importlib.metadata
 import json
@@ -531,6 +532,26 @@ def test_rpm_sets_the_bucket(replay):
         assert time.perf_counter() - t < 0.5  # a full bucket: no waiting
         bucket = be._limits["A"].requests
         assert bucket.capacity == 120 and bucket.rate == 2.0 and bucket.level < 120 - 2.5
+
+
+def test_threads_that_call_at_once_share_one_event_loop(replay):
+    """16 threads make a fresh backend's first calls at the same instant: one loop, every call answered
+    (two threads could each start a loop; calls spread over two loops hung callwise serve)."""
+    import threading
+
+    def loops() -> int:
+        return sum(t.name == "callwise-live" and t.is_alive() for t in threading.enumerate())
+
+    before = loops()
+    with live(one("A", replay.url + "/v1", "http")) as be:
+        gate = threading.Barrier(16)
+
+        def one_call(i: int) -> str:
+            gate.wait()
+            return be.call("A", queries([f"q{1 + i % 3}"])).answers[0]
+        with cf.ThreadPoolExecutor(16) as ex:
+            got = list(ex.map(one_call, range(16)))
+        assert len(got) == 16 and loops() == before + 1
 
 
 def test_max_concurrency_bounds_requests_in_flight():

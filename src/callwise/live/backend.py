@@ -549,6 +549,7 @@ class Live:
         self._inflight: dict[str, asyncio.Future] = {}
         self._http: Any = None
         self._loop: _Loop | None = None
+        self._loop_lock = threading.Lock()
         self._secrets: list[str] = []
         #: Send each query's id as ``x-callwise-prompt-id`` (the replay server matches on it); a
         #: server whose query ids are made up per request turns this off.
@@ -774,8 +775,13 @@ class Live:
 
     # -- batches -----------------------------------------------------------------------------------------
     def _runner(self) -> _Loop:
+        """The backend's one event loop. Created under a lock: worker threads that make their first calls
+        at once must not each start a loop (asyncio semaphores and HTTP clients belong to one loop; calls
+        spread over several hung the server at 500 requests in flight)."""
         if self._loop is None:
-            self._loop = _Loop()
+            with self._loop_lock:
+                if self._loop is None:
+                    self._loop = _Loop()
         return self._loop
 
     async def acomplete_many(self, model: str, queries: Queries, sample: int = 0,
