@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -165,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--redis", default=None)
     ap.add_argument("--memory-requests", type=int, default=10_000)
     a = ap.parse_args(argv)
+    # a SIGTERM unwinds like an error, so every Stack's finally stops its servers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     base = Path(tempfile.mkdtemp(prefix="callwise-load-"))
     table = task_table(a.data)
     write_parquet(table, base / "table.parquet")
