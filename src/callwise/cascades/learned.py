@@ -29,6 +29,7 @@ import numpy as np
 from ..core.backend import Calls, Queries
 from ..core.errors import PolicyError
 from ..core.fixed import cheapest_and_best, model_means, train_cheapest_and_best
+from ..core.hashing import texts_digest
 from ..core.outcomes import DenseView, OutcomeTable
 from ..core.policy import Policy, register
 from ..routing import (
@@ -115,7 +116,7 @@ class TextClassifier:
         """Predicted probabilities; the last batch's are kept (a sweep's configurations share one classifier)."""
         if self.featuriser is None or self.scorer is None:
             raise PolicyError("the escalation classifier is not fitted")
-        key = hashlib.sha1("\x1f".join(texts).encode("utf-8", "surrogatepass")).hexdigest()
+        key = texts_digest(texts)
         last = getattr(self, "_last", None)
         if last is None or last[0] != key:
             last = self._last = (key, self.scorer.predict(self.featuriser.transform(texts))[:, 0])

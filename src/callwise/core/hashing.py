@@ -8,6 +8,7 @@ sweep sees the same draws (common random numbers, so curves are not jittered by 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +24,12 @@ def mix64(x: np.ndarray) -> np.ndarray:
         x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
     return x ^ (x >> _U64(31))
+
+
+def texts_digest(texts: Sequence[object]) -> str:
+    """One SHA-256 hex digest of a sequence of texts (order matters): the key of in-process memos of a
+    batch's features or predictions."""
+    return hashlib.sha256("\x1f".join(map(str, texts)).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def hash_strings(values: np.ndarray | Sequence[object]) -> np.ndarray:

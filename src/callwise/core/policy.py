@@ -192,6 +192,15 @@ def get_policy(name: str) -> type[Policy]:
         raise PolicyError(f"no policy named {name!r}; registered: {sorted(_REGISTRY)}") from None
 
 
+def check_settings(policy: Policy) -> None:
+    """Run the policy's own checks of its settings (``_check_settings`` or ``_check``, where it has
+    them): a PolicyError for a bad type or range, before any call is made."""
+    for name in ("_check_settings", "_check"):
+        fn = getattr(policy, name, None)
+        if callable(fn):
+            fn()
+
+
 def make(name: str, **params: Any) -> Policy:
     """Build a registered policy by name with its settings."""
     return get_policy(name)(**params)

@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import PolicyError
 from .files import atomic_write, json_default
-from .policy import Policy, get_policy
+from .policy import Policy, check_settings, get_policy
 from .version import __version__
 
 FORMAT = "callwise-policy"
@@ -200,13 +200,10 @@ def _check_built(path: Path, policy: Policy) -> None:
     one = getattr(policy, "model", None)
     if one is not None and not (isinstance(one, str) and one):
         raise PolicyFileError(path, f"settings 'model' must be a model name (a non-empty string), got {one!r}")
-    for check in ("_check_settings", "_check"):
-        fn = getattr(policy, check, None)
-        if callable(fn):
-            try:
-                fn()
-            except PolicyError as e:
-                raise PolicyFileError(path, f"settings: {e}") from None
+    try:
+        check_settings(policy)
+    except PolicyError as e:
+        raise PolicyFileError(path, f"settings: {e}") from None
 
 
 def load_policy(path: str | Path) -> Policy:

@@ -54,7 +54,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from ..core.backend import Queries
 from ..core.budget import BudgetLedger
 from ..core.errors import CallwiseError, DataError, PolicyError
-from ..core.policy import Policy, policy_models
+from ..core.policy import Policy, check_settings, policy_models
 from .backend import Live, ProviderError
 from .chat import RequestError, check_request, render
 from .http_util import install_openai_errors, openai_error
@@ -321,10 +321,7 @@ class PolicyServer:
                                         "negative)", param="model")
             try:
                 policy = policy.at_knob(value)
-                for check in ("_check_settings", "_check"):  # the setting a request asks for is valid before any call
-                    fn = getattr(policy, check, None)
-                    if callable(fn):
-                        fn()
+                check_settings(policy)  # the setting a request asks for is valid before any call
             except PolicyError as e:
                 raise RequestError(400, f"{model!r}: {e}", param="model") from None
             setting[policy.knob or "knob"] = value

@@ -78,11 +78,14 @@ class MemoryStore:
 
     def spent(self, key: str, day: str) -> float:
         with self._lock:
-            return self._spent.get((key, day), 0.0)
+            return self._spent_locked(key, day)
+
+    def _spent_locked(self, key: str, day: str) -> float:
+        return self._spent.get((key, day), 0.0)
 
     def reserve(self, key: str, day: str, dollars: float, budget: float) -> bool:
         with self._lock:
-            if self._spent.get((key, day), 0.0) + self._holds.get((key, day)) >= budget:
+            if self._spent_locked(key, day) + self._holds.get((key, day)) >= budget:
                 return False
             self._holds.add((key, day), float(dollars))
             return True
@@ -116,20 +119,9 @@ class SQLiteStore(MemoryStore):
             self._db.execute("INSERT INTO spend (key, day, dollars) VALUES (?, ?, ?) ON CONFLICT(key, day) "
                              "DO UPDATE SET dollars = dollars + excluded.dollars", (key, day, float(dollars)))
 
-    def spent(self, key: str, day: str) -> float:
-        with self._lock:
-            return self._spent_locked(key, day)
-
     def _spent_locked(self, key: str, day: str) -> float:
         row = self._db.execute("SELECT dollars FROM spend WHERE key = ? AND day = ?", (key, day)).fetchone()
         return float(row[0]) if row else 0.0
-
-    def reserve(self, key: str, day: str, dollars: float, budget: float) -> bool:
-        with self._lock:
-            if self._spent_locked(key, day) + self._holds.get((key, day)) >= budget:
-                return False
-            self._holds.add((key, day), float(dollars))
-            return True
 
     def close(self) -> None:
         self._db.close()

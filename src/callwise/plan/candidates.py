@@ -34,6 +34,7 @@ from ..core.fixed import RandomMix, SingleModel, model_means
 from ..core.frontier import ndch
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Policy, make, registry
+from ..voting import samples_per_model
 
 #: Registered policies a plan never deploys: they read whether each answer is right when deciding.
 HINDSIGHT = {"oracle": "the oracle (an upper bound, reads correctness)",
@@ -93,7 +94,7 @@ def _samples_with_answers(train: OutcomeTable, models: list[str] | None = None) 
         return 0
     if models is not None:
         f = f[f["model"].isin(models)]
-    return int(f.groupby(["prompt_id", "model"])["sample"].nunique().min())
+    return int(samples_per_model(f).min())
 
 
 def _has_confidence(train: OutcomeTable) -> bool:

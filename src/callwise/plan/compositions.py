@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from typing import Any, Sequence
 
@@ -28,8 +27,10 @@ from ..cascades import ConfidenceCascade, Escalation, sampled_call
 from ..core.backend import Backend, Calls, Queries
 from ..core.errors import PolicyError
 from ..core.fixed import model_means
+from ..core.hashing import texts_digest
 from ..core.outcomes import DenseView, OutcomeTable
 from ..core.policy import Decisions, Policy, get_policy, make, register
+from ..voting import samples_per_model
 from .candidates import hull_models
 
 FAMILY = "composition"
@@ -292,7 +293,7 @@ class VoteAgreementCascade(ConfidenceCascade):
         small, large = models[int(np.argmin(cost))], models[int(np.argmax(quality))]
         if small == large:
             return None
-        k = int(f[f["model"] == small].groupby("prompt_id")["sample"].nunique().min())
+        k = int(samples_per_model(f[f["model"] == small]).min())
         return cls([small, large], samples=min(k, 5)) if k >= 3 else None
 
 
@@ -386,7 +387,7 @@ class LearnedEscalation(Escalation):
         """(q̂, prompt features) of ``prompts``; the last few batches' are kept (every stage's), so the
         configurations of a sweep (copies sharing this dict) featurise a batch once."""
         memo = self.__dict__.setdefault("_inputs_memo", {})
-        key = (oof, hashlib.sha1("\x1f".join(map(str, prompts)).encode()).hexdigest())
+        key = (oof, texts_digest(prompts))
         if key not in memo:
             if len(memo) >= 8:
                 memo.pop(next(iter(memo)))

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..core.errors import DataError, PolicyError
 from ..core.fixed import model_means
+from ..core.frontier import mean_ci
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Policy
 from ..core.replay import Replay
@@ -99,11 +100,8 @@ class PlanResult:
 
 
 def _ci(v: np.ndarray, n_boot: int, seed: int, level: float) -> list[float]:
-    P = len(v)
-    W = np.random.default_rng(seed).multinomial(P, np.full(P, 1.0 / P), size=max(n_boot, 1)) / P
-    a = (1 - level) / 2
-    lo, hi = np.quantile(W @ v, [a, 1 - a])
-    return [float(lo), float(hi)]
+    """Percentile bootstrap interval of the mean over test prompts (:func:`callwise.core.frontier.mean_ci`)."""
+    return [float(x) for x in mean_ci(v, n_boot=max(n_boot, 1), seed=seed, level=level)]
 
 
 def _family_on_test(sel: Selection, n_boot: int, seed: int, level: float,

