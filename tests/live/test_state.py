@@ -26,7 +26,7 @@ from callwise.evaluation.fit import fit_policy
 from callwise.live.http_util import BackgroundServer
 from callwise.live.replay_server import build_replay_app
 from callwise.live.server import KeyBudgets
-from callwise.live.state import MemoryStore, RedisStore, SQLiteStore, open_store
+from callwise.live.state import MemoryStore, RedisStore, SQLiteStore, StoredLedger, open_store
 
 pytestmark = pytest.mark.slow
 
@@ -171,3 +171,99 @@ def test_two_instances_on_one_redis_keep_one_budget(shared_data, redis_url, tmp_
             for p in procs:
                 p.terminate()
                 p.wait(timeout=10)
+
+
+def test_ledgers_and_floors_are_kept_and_shared(redis_url, tmp_path: Path) -> None:
+    """A cascade's budget ledger and a conversation's floor: shared by two Redis clients, kept by SQLite
+    across a restart, and the memory store keeps only the most recent conversations."""
+    path = tmp_path / "state.sqlite"
+    pairs = [(RedisStore(redis_url, prefix="t2"), RedisStore(redis_url, prefix="t2")),
+             (SQLiteStore(path), None)]
+    for a, b in pairs:
+        a.ledger_add("casc", 0.003, 0.001, 3)
+        a.ledger_add("casc", 0.002, 0.004, 2)
+        a.floor_set("conv-1", "gpt-4o")
+        a.floor_set("conv-1", "gpt-4o-mini")  # the latest turn's model wins
+        b = b if b is not None else SQLiteStore(path)  # SQLite: a restarted instance on the same file
+        assert b.ledger("casc") == (pytest.approx(0.005), pytest.approx(0.005), 5)
+        assert b.ledger("other") == (0.0, 0.0, 0)
+        assert b.floor("conv-1") == "gpt-4o-mini" and b.floor("conv-2") is None
+        ledger = StoredLedger(b, "casc")
+        assert ledger.allowance(2, 0.001) == pytest.approx(0.005 + 0.002 - 0.005)
+        ledger.record(1, 0.001, 0.0005)
+        assert StoredLedger(a, "casc").queries == 6 and StoredLedger(a, "casc").spent == pytest.approx(0.0055)
+    m = MemoryStore(floors=3)
+    for i in range(5):
+        m.floor_set(f"c{i}", f"m{i}")
+    m.floor("c2")  # read: the most recently used stays
+    m.floor_set("c5", "m5")
+    assert [m.floor(f"c{i}") for i in range(6)] == [None, None, "m2", None, "m4", "m5"]
+    s = SQLiteStore(tmp_path / "floors.sqlite", floors=10)
+    for i in range(1000):  # pruned every 1,000 writes to the most recent `floors`
+        s.floor_set(f"c{i}", "m")
+    assert s._db.execute("SELECT COUNT(*) FROM floor").fetchone()[0] == 10
+    assert s.floor("c999") == "m" and s.floor("c989") is None
+
+
+def test_ledger_records_are_atomic_across_instances(redis_url, tmp_path: Path) -> None:
+    stores = [RedisStore(redis_url, prefix="t3"), RedisStore(redis_url, prefix="t3")]
+    with cf.ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda i: StoredLedger(stores[i % 2], "p").record(1, 0.25, 0.5), range(400)))
+    assert stores[0].ledger("p") == (pytest.approx(100.0), pytest.approx(200.0), 400)
+
+
+def test_two_instances_share_a_cascade_ledger_and_conversation_floors(shared_data, redis_url, tmp_path: Path) -> None:
+    """A cascade served by two instances on one Redis decides, request by request, exactly as one
+    policy with one ledger does offline; a conversation escalated on one instance stays on the large
+    model when its next turn reaches the other."""
+    import numpy as np
+    from livekit import LARGE, SMALL
+
+    from callwise.core.backend import Queries
+    from callwise.core.budget import BudgetLedger
+    from callwise.core.replay import Replay
+
+    table = task_table(shared_data)
+    train, test = split(table)
+    cascade = fit_policy(train, "confidence-cascade", params={"models": [SMALL, LARGE]}, budget=0.0003,
+                         holdout=False, n_boot=10).policy
+    save_policy(cascade, tmp_path / "casc.json")
+    first = test.frame.drop_duplicates("prompt_id")
+    counts = table.frame.drop_duplicates("prompt_id")["prompt"].value_counts()
+    ids = np.array([p for p, t in zip(first["prompt_id"], first["prompt"]) if counts[t] == 1][:30], dtype=object)
+    prompts = prompts_of(test, ids)
+    state = redis_url.rsplit("/", 1)[0] + "/2"
+    sim = cascade.with_ledger(BudgetLedger())
+    replay = Replay(test)
+    with BackgroundServer(build_replay_app(table)) as up:
+        ports = [_free_port(), _free_port()]
+        procs = [_serve(tmp_path / "casc.json", up.url + "/v1", state, p, 100.0) for p in ports]
+        try:
+            def ask(i: int, messages: list) -> dict:
+                r = httpx.post(f"http://127.0.0.1:{ports[i % 2]}/v1/chat/completions", timeout=60,
+                               json={"model": "callwise/casc", "messages": messages},
+                               headers={"authorization": "Bearer k"})
+                assert r.status_code == 200, r.text
+                return r.json()
+            escalated, large_first = 0, None
+            for i, (pid, p) in enumerate(zip(ids, prompts)):
+                d = sim.decide(Queries(np.array([pid], dtype=object), np.array([p], dtype=object),
+                                       np.array(["t"], dtype=object)), replay)
+                got = ask(i, [{"role": "user", "content": p}])
+                assert got["choices"][0]["message"]["content"] == d.answers[0], i
+                assert got["usage"]["cost"] == pytest.approx(d.cost[0], rel=1e-9), i
+                if got["usage"]["callwise"]["answered_by"] == LARGE:
+                    escalated += 1
+                    large_first = large_first or (i, p, got["choices"][0]["message"]["content"])
+            assert 0 < escalated < len(ids), escalated
+            i, p, answer = large_first
+            small_next = next(q for q, c in zip(prompts, range(len(prompts))) if q != p)
+            convo = [{"role": "user", "content": p}, {"role": "assistant", "content": answer},
+                     {"role": "user", "content": small_next}]
+            got = ask(i + 1, convo)  # the other instance than the one that answered the first turn
+            assert got["usage"]["callwise"]["answered_by"] == LARGE
+            assert {c["served_by"] for c in got["usage"]["callwise"]["calls"]} == {LARGE}
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=10)

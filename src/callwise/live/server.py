@@ -23,6 +23,9 @@ Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``.
   to a dearer one (see :class:`~callwise.live.recording.Recording`).
 - **Cascades** serve their offline thresholds with a :class:`~callwise.core.budget.BudgetLedger`
   per policy: the budget guard spends slack earned by earlier requests, as a stream would.
+- **State** (:mod:`callwise.live.state`): key spend and holds, the cascades' ledgers and the
+  conversations' floors live in one store — memory, SQLite (survives a restart) or Redis (shared
+  by every instance behind a load balancer).
 - **Errors**: invalid requests get OpenAI-style 4xx bodies naming the field; an upstream failure
   (after retries and fallbacks) answers 502 with the provider's message, keys scrubbed.
 
@@ -36,10 +39,8 @@ import asyncio
 import hashlib
 import json
 import math
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -60,7 +61,7 @@ from .chat import RequestError, check_request, render
 from .http_util import install_openai_errors, openai_error
 from .observability import log_access
 from .recording import Attempts, Recording
-from .state import MemoryStore, SpendStore
+from .state import MemoryStore, SpendStore, StoredLedger
 
 PREFIX = "callwise/"
 #: Largest request body read (bytes): a bigger one is refused with 413 before it is read.
@@ -204,12 +205,17 @@ class KeyBudgets:
 
 
 class Conversations:
-    """Which model answered each conversation's last turn (a bounded LRU map, thread-safe)."""
+    """Which model answered each conversation's last turn, kept in the server's state store.
 
-    def __init__(self, capacity: int = 100_000) -> None:
-        self.capacity = capacity
-        self._map: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
+    A conversation is named by a digest of its messages; the store keeps the most recent ones (in
+    memory or SQLite) or each for a week after its last turn (Redis), so a conversation keeps its
+    floor when its next turn reaches another instance or a restarted one.
+    """
+
+    def __init__(self, store: SpendStore | None = None, capacity: int | None = None) -> None:
+        self.store: SpendStore = store if store is not None else MemoryStore()
+        if capacity is not None and hasattr(self.store, "floors"):
+            self.store.floors = int(capacity)  # type: ignore[attr-defined]
 
     @staticmethod
     def key(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -220,20 +226,10 @@ class Conversations:
         """The model that answered the conversation so far (the messages before the last one)."""
         if len(messages) < 2:
             return None
-        k = self.key(messages[:-1])
-        with self._lock:
-            m = self._map.get(k)
-            if m is not None:
-                self._map.move_to_end(k)
-            return m
+        return self.store.floor(self.key(messages[:-1]))
 
     def remember(self, messages: Sequence[Mapping[str, Any]], answer: str, model: str) -> None:
-        k = self.key([*messages, {"role": "assistant", "content": answer}])
-        with self._lock:
-            self._map[k] = model
-            self._map.move_to_end(k)
-            while len(self._map) > self.capacity:
-                self._map.popitem(last=False)
+        self.store.floor_set(self.key([*messages, {"role": "assistant", "content": answer}]), model)
 
 
 def _model_rank(policy: Policy, live: Live) -> dict[str, float]:
@@ -269,11 +265,11 @@ class PolicyServer:
         # cascade share one backend, and the router's models need not return logprobs
         self.backend = backend
         backend.send_ids = False  # request ids are made up here: upstreams match on the prompt text
-        self.served: dict[str, Served] = {}
-        for n, p in policies.items():
-            ledger = BudgetLedger()
-            self.served[n] = Served(n, _servable(p, ledger), ledger, _model_rank(p, backend))
         self.keys = keys or KeyBudgets()
+        self.served: dict[str, Served] = {}
+        for n, p in policies.items():  # a cascade's budget ledger lives in the store, shared by instances
+            ledger = StoredLedger(self.keys.store, n)
+            self.served[n] = Served(n, _servable(p, ledger), ledger, _model_rank(p, backend))
         if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1024:
             raise DataError(f"the request body limit must be a whole number of bytes >= 1024, got {max_body!r}",
                             column="max_body")
@@ -284,7 +280,7 @@ class PolicyServer:
         from .observability import Metrics
 
         self.metrics = Metrics()
-        self.conversations = Conversations(conversations)
+        self.conversations = Conversations(self.keys.store, conversations)
         self.started = time.time()
         self.requests = 0
         self.batches = 0
