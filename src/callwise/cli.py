@@ -60,6 +60,13 @@ DropOpt = typer.Option(False, "--drop-incomplete", help="Drop prompts that lack 
 RangeOpt = typer.Option(None, "--quality-range", help="Declared quality range LO,HI of the input (rescaled to [0, 1])")
 
 
+def _commas(items: Optional[List[str]]) -> Optional[List[str]]:
+    """A repeatable list option also takes comma lists: ``--task a,b`` is ``--task a --task b``."""
+    if items is None:
+        return None
+    return [x.strip() for it in items for x in it.split(",") if x.strip()]
+
+
 def _parse_map(items: Optional[List[str]]) -> dict[str, str]:
     out = {}
     for it in items or []:
@@ -145,7 +152,7 @@ def bench(
     split: Optional[float] = typer.Option(None, "--split", help="Train fraction of a seeded per-task split (default: the data's own split, else 0.7)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the random policies and the bootstrap"),
     test: Optional[Path] = typer.Option(None, "--test", help="Use this file/folder as the test set (DATA is all train)"),
-    policy: Optional[List[str]] = typer.Option(None, "--policy", help="Only these registered policies (repeatable)"),
+    policy: Optional[List[str]] = typer.Option(None, "--policy", callback=_commas, help="Only these registered policies (repeatable)"),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for confidence intervals (0: none)"),
     oracle: str = typer.Option("callwise", "--oracle", help="Oracle convention: callwise (an unsolved prompt goes to the cheapest model) | routerbench (it costs nothing)"),
     axis: str = typer.Option("cost", "--axis", help="cost | latency: also place every policy in the quality-latency plane (hulls, AIQ, a PNG per task)"),
@@ -197,14 +204,14 @@ def plan(
     quality: Optional[float] = typer.Option(None, "--quality", help="Mean quality the choice must reach (with --risk), at least cost"),
     out: Path = typer.Option(..., "--out", "-o", help="Write results.json, the recommended policy file(s) and one PNG per task here"),
     test: Optional[Path] = typer.Option(None, "--test", help="Use this file/folder as the test set (DATA is all train)"),
-    task: Optional[List[str]] = typer.Option(None, "--task", help="Only these tasks (repeatable; default all)"),
+    task: Optional[List[str]] = typer.Option(None, "--task", callback=_commas, help="Only these tasks (repeatable; default all)"),
     risk: float = typer.Option(0.05, "--risk", help="Chance the budget (or floor) may be missed on the next queries"),
     bound: str = typer.Option("t", "--bound", help="t (prediction bound over --horizon queries) | bernstein (distribution-free, long-run mean)"),
     horizon: str = typer.Option("test", "--horizon", help="Queries the mean is kept over: test (the test split's size), a number, or inf"),
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds inside the training split"),
     metric: Optional[str] = typer.Option(None, "--metric", help="Also compare metric-aware aggregation for this metric (needs samples)"),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="The model you use today (default: the best single model on train)"),
-    candidate: Optional[List[str]] = typer.Option(None, "--candidate", help="Only these candidates or families (repeatable): single, zero, router, cascade, knn, ..."),
+    candidate: Optional[List[str]] = typer.Option(None, "--candidate", callback=_commas, help="Only these candidates or families (repeatable): single, zero, router, cascade, knn, ..."),
     split: Optional[float] = typer.Option(None, "--split", help="Train fraction of a seeded per-task split (default: the data's own split, else 0.7)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the folds and the bootstrap"),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples of the test prompts for the intervals"),
@@ -389,9 +396,9 @@ def cascade(
     large: Optional[str] = typer.Option(None, "--large", help="The large model of the pair"),
     all_pairs: bool = typer.Option(False, "--all-pairs", help="Every (small, large) pair where the small is cheaper, per task"),
     chain: bool = typer.Option(False, "--chain", help="Also each task's full chain (3+ models, cheapest first) as an n-tier cascade"),
-    task: Optional[List[str]] = typer.Option(None, "--task", help="Only these tasks (repeatable)"),
+    task: Optional[List[str]] = typer.Option(None, "--task", callback=_commas, help="Only these tasks (repeatable)"),
     signal: str = typer.Option("recorded", "--signal", help="Confidence signal of the cascade: recorded | agreement"),
-    method: Optional[List[str]] = typer.Option(None, "--method", help="Only these methods (repeatable; default all)"),
+    method: Optional[List[str]] = typer.Option(None, "--method", callback=_commas, help="Only these methods (repeatable; default all)"),
     budgets: int = typer.Option(100, "--budgets", help="Budgets evenly over the range (paper: c_S to c_L; extended: to c_S + c_L)"),
     range_: str = typer.Option("paper", "--range", help="paper (the authors' protocol: c_S to c_L, three-branch stream, their random mix) | extended (c_S to c_S + c_L, guarded stream)"),
     cost_mode: str = typer.Option("dollars", "--cost-mode", help="Paper protocol: price calls in recorded dollars | time (mean recorded latency)"),
@@ -505,13 +512,13 @@ def scale(
 @app.command()
 def aggregate(
     data: Optional[Path] = typer.Argument(None, help="Recorded outcomes with several samples and a reference per prompt"),
-    metric: Optional[List[str]] = typer.Option(None, "--metric", help="Metric, repeatable: mse | mae | exact-match | "
+    metric: Optional[List[str]] = typer.Option(None, "--metric", callback=_commas, help="Metric, repeatable: mse | mae | exact-match | "
                                                "pinball:TAU | token-f1 | rouge-l | bleu | chrf | closeness | pearson | "
                                                "spearman (default: mse, mae, exact-match)"),
     n: int = typer.Option(8, "--n", help="Samples combined per prompt"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="The model whose samples are combined (default: "
                                         "the one with the most samples)"),
-    task: Optional[List[str]] = typer.Option(None, "--task", help="Task(s) to evaluate, repeatable (default: all of the model's)"),
+    task: Optional[List[str]] = typer.Option(None, "--task", callback=_commas, help="Task(s) to evaluate, repeatable (default: all of the model's)"),
     rule: Optional[List[str]] = typer.Option(None, "--rule", help="Extra rule(s) beyond the defaults, e.g. quantile:0.9, mbr:rouge-l"),
     draws: str = typer.Option("with-replacement", "--draws", help="with-replacement | without-replacement | first"),
     reps: int = typer.Option(200, "--reps", help="Random draws of n samples per prompt"),
@@ -622,8 +629,8 @@ def allocate(
                                                "questions (the baselines get what the method used)"),
     alpha: float = typer.Option(0.0, "--alpha", help="Weight of the LLM diagnoser's verdict (0: none, the authors' default)"),
     diagnoser: Optional[str] = typer.Option(None, "--diagnoser", help="Model that diagnoses module errors (needs --alpha > 0 or --method llmselector-2stage, and a backend)"),
-    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Candidate models, repeatable (default: the data's)"),
-    task: Optional[List[str]] = typer.Option(None, "--task", help="Task to allocate for; several are joined by prompt text"),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", callback=_commas, help="Candidate models, repeatable (default: the data's)"),
+    task: Optional[List[str]] = typer.Option(None, "--task", callback=_commas, help="Task to allocate for; several are joined by prompt text"),
     metric: str = typer.Option("exact-match", "--metric", help="End-to-end metric (see callwise aggregate)"),
     normalise: Optional[str] = typer.Option(None, "--normalise", help="Answer normaliser: text | choice | number | date "
                                             "(default: the pipeline's vote's, else text)"),

@@ -201,9 +201,48 @@ def check_settings(policy: Policy) -> None:
             fn()
 
 
+def _takes_list(annotation: Any) -> bool:
+    """Whether a constructor annotation (a string under ``from __future__ import annotations``) is a list of things."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return any(w in str(text) for w in ("Sequence[", "list[", "List[", "tuple[", "Tuple[", "Iterable["))
+
+
+def coerce_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """Settings as a user types them, made what the constructor expects: a comma list
+    (``models=small,large``) where the policy takes a list of things. A JSON list or a real list
+    passes through; a setting that takes a single string is left as it is."""
+    import inspect
+
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return dict(params)
+    out = dict(params)
+    for k, v in params.items():
+        p = sig.parameters.get(k)
+        if isinstance(v, str) and p is not None and _takes_list(p.annotation):
+            numbers = any(w in str(p.annotation) for w in ("float", "int"))
+            out[k] = [_scalar(x.strip()) if numbers else x.strip() for x in v.split(",") if x.strip()]
+    return out
+
+
+def _scalar(text: str) -> Any:
+    """One item of a comma list of numbers (``weights=0.3,0.7``); text that is no number stays text
+    (the policy's own check names it)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def make(name: str, **params: Any) -> Policy:
-    """Build a registered policy by name with its settings."""
-    return get_policy(name)(**params)
+    """Build a registered policy by name with its settings (comma lists accepted where a list is expected)."""
+    cls = get_policy(name)
+    return cls(**coerce_params(cls, params))
 
 
 def policy_models(policy: Policy) -> list[str]:

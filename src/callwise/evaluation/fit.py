@@ -16,7 +16,7 @@ from ..core.errors import DataError, PolicyError
 from ..core.fixed import cheapest_and_best
 from ..core.frontier import mean_ci
 from ..core.outcomes import OutcomeTable
-from ..core.policy import Policy, get_policy
+from ..core.policy import Policy, coerce_params, get_policy
 from ..core.replay import Replay
 from ..core.split import split_outcomes
 
@@ -65,7 +65,7 @@ def fit_policy(table: OutcomeTable, name: str, *, params: dict[str, Any] | None 
     else:
         train, test_t, info = table, None, {"method": "none: fitted on all the data"}
     try:
-        policy = cls(**params)
+        policy = cls(**coerce_params(cls, params))
     except TypeError as e:
         raise PolicyError(f"bad settings for policy {name!r}: {e}") from None
     policy.fit(train)
