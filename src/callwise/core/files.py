@@ -142,21 +142,62 @@ def read_csv(path: Path, header_only: bool = False, text_columns: tuple[str, ...
     return df
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (``null``, ``boolean``, ``number``, ``string``, ``array``,
+    ``object``), for messages that say what a file holds."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _parses(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
 def read_jsonl(path: Path) -> pd.DataFrame:
     """JSON lines (one object per line; blank lines skipped) or one JSON list of objects.
 
-    Adds a ``__line__`` column with each record's line number for error messages.
+    Adds a ``__line__`` column for error messages (an internal column: callers drop it before a
+    user sees column names): each record's line number for JSON lines, or its 0-based index in a
+    JSON list, where ``df.attrs["unit"]`` is ``"record"`` (``"line"`` otherwise). A file holding
+    one JSON object spread over several lines (a configuration or price file, not records) is a
+    :class:`FormatError` that says so, not an "invalid JSON" at its first line.
     """
     text = read_text(path)
     stripped = text.lstrip()
+    unit = "line"
+    if stripped.startswith("{") and "\n" in stripped.strip() and not _parses(stripped.split("\n", 1)[0]):
+        # the first line is no complete object: one JSON document over several lines, not JSON lines
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise FormatError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg} (the file is one JSON "
+                              "document over several lines; expected JSON lines or a JSON list of objects)",
+                              file=str(path)) from None
+        keys = list(whole)[:6] if isinstance(whole, dict) else []
+        raise FormatError(f"holds one JSON object (keys {keys}{' ...' if len(whole) > 6 else ''}), not records: "
+                          "expected JSON lines (one object per line) or a JSON list of objects", file=str(path))
     if stripped.startswith("["):
         try:
             records = json.loads(text)
         except json.JSONDecodeError as e:
-            raise FormatError(f"invalid JSON at line {e.lineno}: {e.msg}", file=str(path)) from None
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise FormatError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", file=str(path)) from None
+        if not isinstance(records, list):
             raise FormatError("expected a JSON list of objects", file=str(path))
-        lines = list(range(1, len(records) + 1))
+        bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise FormatError(f"expected a JSON list of objects, but the record is a JSON {json_type(records[bad])}",
+                              file=str(path), row=f"record {bad}")
+        lines = list(range(len(records)))
+        unit = "record"
     else:
         records, lines = [], []
         for n, line in enumerate(text.splitlines(), start=1):
@@ -175,6 +216,7 @@ def read_jsonl(path: Path) -> pd.DataFrame:
         raise DataError("empty file: no records", file=str(path))
     df = pd.DataFrame.from_records(records)
     df["__line__"] = lines
+    df.attrs["unit"] = unit
     return df
 
 

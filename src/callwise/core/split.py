@@ -34,7 +34,9 @@ def split_outcomes(table: OutcomeTable, *, fraction: float | None = None, seed: 
 
     ``test`` given: ``table`` is all train. Else the origin's train/test split when the data has
     one and ``fraction`` is None; else a seeded per-task split with ``fraction`` in train (0.7 by
-    default). A task whose origin split lacks one side falls back to the seeded split.
+    default). The origin's split is used task by task: a task whose origin split lacks one side, or
+    some of whose prompts have no split (a dataset whose other tasks have train/test files), falls
+    back to the seeded split.
     """
     if test is not None:
         overlap = np.intersect1d(table.prompt_ids().astype(str), test.prompt_ids().astype(str))
@@ -45,7 +47,7 @@ def split_outcomes(table: OutcomeTable, *, fraction: float | None = None, seed: 
         return table, test, info
     if fraction is not None and not 0.0 < fraction < 1.0:
         raise DataError(f"--split must be a fraction strictly between 0 and 1, got {fraction}")
-    use_origin = fraction is None and table.has_split
+    use_origin = fraction is None and "split" in table.frame.columns and bool(table.frame["split"].notna().any())
     frac = 0.7 if fraction is None else fraction
     info: dict[str, Any] = {"method": "origin" if use_origin else "seeded", "fraction": None if use_origin else frac,
                             "seed": seed, "fallback_tasks": []}
@@ -56,7 +58,7 @@ def split_outcomes(table: OutcomeTable, *, fraction: float | None = None, seed: 
         if use_origin:
             sp = ft.drop_duplicates("prompt_id").set_index("prompt_id")["split"]
             tr, te = sp.index[sp == "train"].to_numpy(), sp.index[sp == "test"].to_numpy()
-            if len(tr) and len(te):
+            if len(tr) and len(te) and sp.notna().all():
                 train_ids.append(tr.astype(str))
                 continue
             info["fallback_tasks"].append(task)

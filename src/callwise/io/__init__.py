@@ -12,6 +12,13 @@ forces one of :data:`FORMATS`:
 - ``mot``: the MoT-cascade sample files (a ``.json(.gz)`` list of records with ``generated`` and
   ``results``; a folder of them, or a folder of model folders); costs estimated with
   :data:`callwise.io.mot.DEFAULT_PRICES` unless ``prices`` is given.
+- ``routerdc``: RouterDC's ``{question, scores}`` JSON lists, one file per task and split; the
+  data has no costs, so it needs ``prices``.
+- ``llmrouter``: LLMRouter's DC-Router ``train`` / ``test`` files (the same records) with the
+  price file beside them (``default_llm.json``); ``prices`` replaces that file.
+
+``prices`` is a :class:`~callwise.core.prices.PriceTable` or the path of a price file: a callwise
+price table (YAML / JSON) or an LLMRouter price file (see :func:`callwise.io.llmrouter.load_prices`).
 """
 
 from __future__ import annotations
@@ -34,14 +41,16 @@ from ..core.outcomes import (
     write_parquet,
 )
 from ..core.prices import PriceTable
+from . import llmrouter as _llmrouter
 from . import long as _long
 from . import mot as _mot
 from . import rational as _rational
 from . import routellm as _routellm
 from . import routerbench as _rb
+from . import routerdc as _routerdc
 from .sample import sample_path
 
-FORMATS = ("routerbench", "long", "rational-cascades", "routellm", "mot")
+FORMATS = ("routerbench", "long", "rational-cascades", "routellm", "mot", "routerdc", "llmrouter")
 DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pkl", ".pickle")
 
 
@@ -58,7 +67,7 @@ def _columns_of(path: Path) -> list[str]:
     if suffix == ".csv":
         return [str(c) for c in read_csv(path, header_only=True).columns]
     if suffix in (".jsonl", ".json"):
-        return [str(c) for c in read_jsonl(path).columns]
+        return [str(c) for c in read_jsonl(path).columns if c != "__line__"]
     if suffix == ".parquet":
         try:
             return [str(c) for c in pq.read_schema(path).names]
@@ -80,6 +89,10 @@ def detect_format(path: str | Path) -> str:
             return "routellm"
         if _mot.is_mot_folder(path):
             return "mot"
+        if _llmrouter.is_llmrouter_folder(path):
+            return "llmrouter"
+        if _routerdc.is_score_folder(path):
+            return "routerdc"
         formats = {detect_format(f) for f in _data_files(path)}
         if len(formats) > 1:
             raise FormatError(f"the folder mixes formats {sorted(formats)}; load its files one by one", file=str(path))
@@ -95,6 +108,12 @@ def detect_format(path: str | Path) -> str:
                           "trust it", file=str(path))
     if suffix == ".json" and _mot.is_mot_file(path):  # before _columns_of, which reads a list as a table
         return "mot"
+    if suffix == ".json" and _routerdc.is_score_file(path):
+        return "llmrouter" if _llmrouter.find_price_file(path.parent) is not None else "routerdc"
+    if suffix == ".json" and _llmrouter.is_price_file(path):
+        raise FormatError("is an LLMRouter price file (model -> input_price, output_price), not recorded outcomes: "
+                          "load the folder that holds it with its data files, or pass it as --prices FILE",
+                          file=str(path))
     cols = _columns_of(path)
     if _rb.is_routerbench_columns(cols):
         return "routerbench"
@@ -149,7 +168,7 @@ def load(
     elif not path.exists():
         raise DataError("no such file or folder", file=str(path))
     if isinstance(prices, (str, Path)):
-        prices = PriceTable.load(prices)
+        prices = _llmrouter.load_prices(prices)
     meta: dict[str, Any] = {"source": str(path), "format": format, "costs_estimated": False, "notes": []}
 
     if format == "routerbench":
@@ -169,6 +188,14 @@ def load(
         if stored:
             meta.update({k: v for k, v in stored.items() if k not in ("source", "format")})
             meta["converted_from"] = stored.get("source")
+        if isinstance(prices, PriceTable):
+            df, notes, computed = _long.price_tokens(df, prov, prices)
+            meta["notes"].extend(notes)
+            if computed:
+                meta["costs_estimated"] = True
+                meta["price_table"] = prices.describe()
+        else:
+            _long.check_cost_source(df, prov)
     elif format == "rational-cascades":
         df, prov, notes = _rational.read_rational(path)
         meta["notes"].extend(notes)
@@ -178,6 +205,16 @@ def load(
         meta["notes"].extend(notes)
         meta["costs_estimated"] = True
         meta["price_table"] = mot_prices.describe()
+    elif format == "routerdc":
+        df, prov, notes = _routerdc.read_routerdc(path, prices if isinstance(prices, PriceTable) else None)
+        meta["notes"].extend(notes)
+        meta["costs_estimated"] = True
+        meta["price_table"] = prices.describe()  # type: ignore[union-attr]
+    elif format == "llmrouter":
+        df, prov, notes, used = _llmrouter.read_llmrouter(path, prices if isinstance(prices, PriceTable) else None)
+        meta["notes"].extend(notes)
+        meta["costs_estimated"] = True
+        meta["price_table"] = used.describe()
     else:  # routellm
         frames, provs = _routellm.read_routellm(path, prices if isinstance(prices, PriceTable) else None)
         df, prov = _concat(frames, provs)

@@ -34,22 +34,19 @@ Errors name the file, the record (``record <i>``, 0-based) and the field.
 
 from __future__ import annotations
 
-import codecs
-import gzip
-import json
 import re
-import zlib
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from ..core.errors import DataError, FormatError
-from ..core.files import GZIP_MAGIC, read_text
+from ..core.errors import DataError
+from ..core.files import json_type
 from ..core.normalise import get_normaliser, normalise_array
 from ..core.outcomes import Provenance
 from ..core.prices import ModelPrice, PriceTable
+from .jsonlist import json_files, peek_first_record, read_json_list, stem_of
 
 #: Model folder name -> model name.
 MODEL_OF_FOLDER = {"GPT3_result": "gpt-3.5-turbo", "GPT4_result": "gpt-4", "llama2_13B_result": "llama-2-13b"}
@@ -69,7 +66,6 @@ DEFAULT_PRICES = PriceTable(
 REQUIRED_FIELDS = ("question", "answer", "generated", "results")
 WHAT = "a JSON list of MoT-cascade records (objects with question, answer, generated, results)"
 _OTHER_DATA = (".csv", ".jsonl", ".parquet", ".pkl", ".pickle")
-_SNIFF_LIMIT = 1 << 24  # characters of a file read to find its first record
 _NUMBER_LIKE = re.compile(r"\s*[-\u2212]?\s*[$\u20ac\u00a3]?\s*[-\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?"
                           r"(?:\s*/\s*\d+)?\s*%?\s*\.?\s*")
 
@@ -78,81 +74,27 @@ _NUMBER_LIKE = re.compile(r"\s*[-\u2212]?\s*[$\u20ac\u00a3]?\s*[-\u2212]?(?:\d{1
 # finding the files
 
 
-def _is_json_name(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith(".json") or name.endswith(".json.gz")
-
-
 def task_of(path: Path) -> str:
     """The task of a MoT file: its name without ``.json`` / ``.json.gz``."""
-    name = path.name
-    if name.lower().endswith(".gz"):
-        name = name[:-3]
-    return name[:-5] if name.lower().endswith(".json") else name
-
-
-def _verdict(buf: str, eof: bool) -> str | None:
-    """'mot' / 'other' / 'broken' from the start of a file's text, or None to read more."""
-    s = buf.lstrip("\ufeff \t\r\n")
-    if not s:
-        return "broken" if eof else None
-    if s[0] != "[":
-        return "other"
-    j = 1
-    while j < len(s) and s[j] in " \t\r\n":
-        j += 1
-    if j == len(s):
-        return "broken" if eof else None
-    if s[j] != "{":
-        return "other"  # an empty list, or a list of non-objects
-    try:
-        first, _ = json.JSONDecoder().raw_decode(s, j)
-    except json.JSONDecodeError:
-        return "broken" if eof else None
-    return "mot" if isinstance(first, dict) and "generated" in first and "results" in first else "other"
+    return stem_of(path)
 
 
 def sniff(path: Path) -> str:
     """'mot' when the file is a JSON list whose first object has ``generated`` and ``results``;
     'other' when it is readable but not that (or not named .json / .json.gz); 'broken' when it
     cannot be read (bad gzip, bad UTF-8, truncated JSON). Reads only up to the first record."""
-    if not (path.is_file() and _is_json_name(path)):
-        return "other"
-    try:
-        with open(path, "rb") as raw:
-            if path.name.lower().endswith(".gz"):
-                if raw.read(2) != GZIP_MAGIC:
-                    return "broken"
-                raw.seek(0)
-                stream: Any = gzip.GzipFile(fileobj=raw)
-            else:
-                stream = raw
-            decoder = codecs.getincrementaldecoder("utf-8")()
-            buf, size = "", 1 << 16
-            while True:
-                chunk = stream.read(size)
-                eof = not chunk
-                buf += decoder.decode(chunk, final=eof)
-                verdict = _verdict(buf, eof)
-                if verdict is not None:
-                    return verdict
-                if eof:
-                    return "broken"
-                if len(buf) > _SNIFF_LIMIT:  # a giant first record: judge by its keys
-                    return "mot" if '"generated"' in buf and '"results"' in buf else "other"
-                size *= 2
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError):
-        return "broken"
+    status, first = peek_first_record(path)
+    if status != "record":
+        return status
+    if isinstance(first, str):  # a giant first record: judge by its keys
+        return "mot" if '"generated"' in first and '"results"' in first else "other"
+    return "mot" if isinstance(first, dict) and "generated" in first and "results" in first else "other"
 
 
 def is_mot_file(path: str | Path) -> bool:
     """Whether ``path`` is a MoT-cascade file: a ``.json`` / ``.json.gz`` holding a list of objects
     with ``generated`` and ``results`` (only the first record is read)."""
     return sniff(Path(path)) == "mot"
-
-
-def _json_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and _is_json_name(p))
 
 
 def _subfolders(folder: Path) -> list[Path]:
@@ -163,12 +105,12 @@ def is_mot_folder(folder: str | Path) -> bool:
     """Whether a folder holds MoT files, or (when it holds no data files of its own) has
     subfolders that do."""
     folder = Path(folder)
-    own = _json_files(folder)
+    own = json_files(folder)
     if any(sniff(p) == "mot" for p in own):
         return True
     if own or any(p.is_file() and p.name.lower().removesuffix(".gz").endswith(_OTHER_DATA) for p in folder.iterdir()):
         return False
-    return any(sniff(p) == "mot" for sub in _subfolders(folder) for p in _json_files(sub))
+    return any(sniff(p) == "mot" for sub in _subfolders(folder) for p in json_files(sub))
 
 
 def mot_files(path: Path) -> tuple[list[Path], list[Path]]:
@@ -178,7 +120,7 @@ def mot_files(path: Path) -> tuple[list[Path], list[Path]]:
         return [path], []
     if not path.is_dir():
         raise DataError("no such file or folder", file=str(path))
-    candidates = _json_files(path) + [p for sub in _subfolders(path) for p in _json_files(sub)]
+    candidates = json_files(path) + [p for sub in _subfolders(path) for p in json_files(sub)]
     keep, skipped = [], []
     for p in candidates:
         (skipped if sniff(p) == "other" else keep).append(p)
@@ -193,29 +135,9 @@ def mot_files(path: Path) -> tuple[list[Path], list[Path]]:
 # reading one file
 
 
-def _json_type(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(v), type(v).__name__)
-
-
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The records of one MoT file (the top-level list), checked to be a non-empty list."""
-    text = read_text(path, what=WHAT)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise FormatError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}; expected {WHAT}",
-                          file=str(path)) from None
-    if not isinstance(data, list):
-        raise DataError(f"the top level is a JSON {_json_type(data)}, expected {WHAT}", file=str(path))
-    if not data:
-        raise DataError(f"no records: the top-level list is empty; expected {WHAT}", file=str(path))
-    return data
+    return read_json_list(path, WHAT)
 
 
 def _number_like(v: Any) -> bool:
@@ -248,7 +170,7 @@ def _gold_candidates(gold: Any, where: dict[str, Any]) -> list[Any]:
                             "scored 1", **where)
         return keys
     if gold is None or isinstance(gold, list):
-        raise DataError(f"the gold answer is a JSON {_json_type(gold)}, expected a string, a number or a "
+        raise DataError(f"the gold answer is a JSON {json_type(gold)}, expected a string, a number or a "
                         "{candidate: score} mapping", **where)
     return [gold]
 
@@ -275,7 +197,7 @@ def _read_file(path: Path, label: str, model: str, folder: str) -> _FileRows:
     for i, rec in enumerate(records):
         row = f"record {i}"
         if not isinstance(rec, dict):
-            raise DataError(f"the record is a JSON {_json_type(rec)}, expected an object with "
+            raise DataError(f"the record is a JSON {json_type(rec)}, expected an object with "
                             f"{', '.join(REQUIRED_FIELDS)}", file=file, row=row)
         missing = [k for k in REQUIRED_FIELDS if k not in rec]
         if missing:
@@ -283,13 +205,13 @@ def _read_file(path: Path, label: str, model: str, folder: str) -> _FileRows:
                             file=file, row=row, column=missing[0])
         question, gen, res = rec["question"], rec["generated"], rec["results"]
         if not isinstance(question, str):
-            raise DataError(f"the question is a JSON {_json_type(question)}, expected a string",
+            raise DataError(f"the question is a JSON {json_type(question)}, expected a string",
                             file=file, row=row, column="question")
         if not isinstance(gen, list):
-            raise DataError(f"'generated' is a JSON {_json_type(gen)}, expected a list of completions (strings)",
+            raise DataError(f"'generated' is a JSON {json_type(gen)}, expected a list of completions (strings)",
                             file=file, row=row, column="generated")
         if not isinstance(res, list):
-            raise DataError(f"'results' is a JSON {_json_type(res)}, expected a list of extracted answers",
+            raise DataError(f"'results' is a JSON {json_type(res)}, expected a list of extracted answers",
                             file=file, row=row, column="results")
         if len(res) > len(gen):
             raise DataError(f"'results' has {len(res)} answers but 'generated' only {len(gen)} completions; "
@@ -297,11 +219,11 @@ def _read_file(path: Path, label: str, model: str, folder: str) -> _FileRows:
                             file=file, row=row, column="results")
         for j, g in enumerate(gen):
             if not isinstance(g, str):
-                raise DataError(f"generated[{j}] is a JSON {_json_type(g)}, expected completion text (a string)",
+                raise DataError(f"generated[{j}] is a JSON {json_type(g)}, expected completion text (a string)",
                                 file=file, row=row, column="generated")
         for j, r in enumerate(res):
             if r is not None and not isinstance(r, (str, int, float)):
-                raise DataError(f"results[{j}] is a JSON {_json_type(r)}, expected an extracted answer "
+                raise DataError(f"results[{j}] is a JSON {json_type(r)}, expected an extracted answer "
                                 "(a string, a number or null)", file=file, row=row, column="results")
         golds = _gold_candidates(rec["answer"], {"file": file, "row": row, "column": "answer"})
         rows.questions.append(question)
