@@ -52,9 +52,9 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """callwise: spend LLM calls wisely. Evaluate routing and other call policies on recorded outcomes."""
 
 
-FormatOpt = typer.Option(None, "--format", "-f", help="routerbench | long | rational-cascades | routellm | mot (default: detect)")
+FormatOpt = typer.Option(None, "--format", "-f", help="routerbench | long | rational-cascades | routellm | mot | routerdc | llmrouter (default: detect)")
 MapOpt = typer.Option(None, "--map", help="Column mapping CANONICAL=ORIGINAL for long tables, repeatable (e.g. --map quality=correct)")
-PricesOpt = typer.Option(None, "--prices", help="Price table (YAML/JSON) for data without costs, e.g. RouteLLM evals")
+PricesOpt = typer.Option(None, "--prices", help="Price table (YAML/JSON, or LLMRouter's default_llm.json) for data without costs (RouteLLM evals, RouterDC) or with token columns")
 TrustOpt = typer.Option(False, "--trust-pickle", help="Allow loading pickles (unpickling runs code: only for files you trust)")
 DropOpt = typer.Option(False, "--drop-incomplete", help="Drop prompts that lack some model of their task instead of failing")
 RangeOpt = typer.Option(None, "--quality-range", help="Declared quality range LO,HI of the input (rescaled to [0, 1])")
