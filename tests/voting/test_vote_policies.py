@@ -174,11 +174,24 @@ def test_scale_cli_writes_results(tmp_path):
     assert (out / "scale.png").stat().st_size > 1000
 
 
+def test_scale_needs_no_model_when_the_data_has_one(tmp_path):
+    from callwise.voting.curves import scale
+
+    t = _table(n_prompts=40, samples=6)
+    from callwise.core.outcomes import OutcomeTable
+
+    one = OutcomeTable(t.frame[t.frame["model"] == "small"].reset_index(drop=True), meta=dict(t.meta))
+    a = scale(one, k_max=20, reps=20, n_boot=20)
+    b = scale(t, "small", k_max=20, reps=20, n_boot=20)
+    assert a.to_dict()["summary"] == b.to_dict()["summary"]
+
+
 @pytest.mark.parametrize("args,message", [
     (["--model", "nope"], "model 'nope' is not in the data"),
     (["--model", "big"], "has prompts with 1 recorded sample(s); scaling needs at least 2"),
     (["--model", "small", "--task", "other"], "model 'small' has no task 'other'"),
     (["--model", "small", "--k-max", "1"], "--k-max must be at least 2"),
+    ([], "the data has 2 models ['big', 'small']: say whose samples are voted on with --model"),
 ])
 def test_scale_cli_errors(tmp_path, args, message):
     path = tmp_path / "votes.parquet"

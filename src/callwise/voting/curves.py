@@ -75,7 +75,7 @@ def _paired_ci(diff: np.ndarray, n_boot: int, seed: int, level: float) -> list[f
     return [float(lo[0]), float(hi[0])]
 
 
-def scale(table: OutcomeTable, model: str, *, task: str | None = None, n_few: int = 4, k_max: int = 1000,
+def scale(table: OutcomeTable, model: str | None = None, *, task: str | None = None, n_few: int = 4, k_max: int = 1000,
           reps: int = 400, seed: int = 0, normalise: str | Callable[[Any], Any] = "text", tpr: float = 0.9,
           fpr: float = 0.2, ranker_accuracy: float = 0.8, n_boot: int = 1000, level: float = 0.95,
           fit_grid: str = "paper", ties: str = "scale",
@@ -85,9 +85,16 @@ def scale(table: OutcomeTable, model: str, *, task: str | None = None, n_few: in
     ``fit_grid``: the K values the per-query model is fitted at (``paper``: 2 to 100; ``authors-code``:
     1 to 10,000, the default of the authors' code). ``ties``: ``scale`` (the authors') or ``raw``
     (see :func:`~callwise.voting.scaling.fit_scaling`). Theorem 1's shape from (α, p1, p2), estimated
-    from all samples and from the few, is reported beside the empirical shape.
+    from all samples and from the few, is reported beside the empirical shape. ``model`` may be
+    left out when the table has one model.
     """
     step = on_step or (lambda _: None)
+    if model is None:
+        models = table.models()
+        if len(models) != 1:
+            raise PolicyError(f"the data has {len(models)} models {models}: say whose samples are voted on "
+                              "with --model")
+        model = models[0]
     if fit_grid not in FIT_GRIDS:
         raise PolicyError(f"--fit-grid must be one of {sorted(FIT_GRIDS)}, got {fit_grid!r}")
     if ties not in TIE_RULES:
