@@ -370,15 +370,19 @@ def route(
 
 
 def _write_outputs(result: Any, out: Path, plots: Any = None) -> None:
-    """Write results.json and the plots (``plots(result, folder)``, bench's by default) into a
-    temporary folder, then move them into ``out``."""
+    """Write results.json, report.html (its tables and interactive plots, built from the payload as
+    written) and the plots (``plots(result, folder)``, bench's by default) into a temporary folder,
+    then move them into ``out``."""
+    from .evaluation.html_report import write_report
     from .evaluation.report import write_plots
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".callwise-"))
     try:
         payload = _finite(result.to_dict())
-        (tmp / "results.json").write_text(json.dumps(payload, indent=1, allow_nan=False, default=json_default))
+        text = json.dumps(payload, indent=1, allow_nan=False, default=json_default)
+        (tmp / "results.json").write_text(text)
+        write_report(json.loads(text), tmp / "report.html")
         (plots or write_plots)(result, tmp)
         for f in tmp.iterdir():
             dest = out / f.name

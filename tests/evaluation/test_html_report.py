@@ -1,0 +1,331 @@
+"""report.html in a real headless browser: every command that writes results.json writes a page that
+renders without console errors, whose plotly figures draw, whose tables hold results.json's numbers,
+and whose plots answer a hover and a legend click. A screenshot of each page is saved under the
+test's temporary folder.
+
+Drives Debian's Chromium through chromedriver with selenium; skips where they are absent, unless the
+environment variable ``CI`` is set (``.ci/run`` installs them and sets it): in CI a missing browser fails.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from typer.testing import CliRunner
+
+from callwise.cli import app
+from callwise.evaluation.html_report import (
+    build_report,
+    report_kind,
+    write_report,
+    write_report_from_results,
+)
+
+runner = CliRunner()
+IN_CI = bool(os.environ.get("CI"))
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+DRIVER = shutil.which("chromedriver")
+NUMBER = re.compile(r"^[+\-−]?\$?\d[\d,]*(\.\d+)?([eE][+\-]?\d+)?$")
+
+
+def _absent(why: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{why}; CI must run the browser tests (.ci/run installs chromium and chromium-driver)")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Any:
+    """One headless Chromium for the module (browser console logs kept)."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _absent("selenium is not installed (pip install -e '.[test]')")
+    if CHROMIUM is None or DRIVER is None:
+        _absent(f"Chromium ({CHROMIUM}) or chromedriver ({DRIVER}) is absent (apt-get install chromium chromium-driver)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
+              "--hide-scrollbars", "--force-device-scale-factor=1"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)  # no Selenium Manager download
+    driver.set_page_load_timeout(60)
+    # the page must work offline: the browser has no network
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": True, "latency": 0,
+                                                                  "downloadThroughput": 0, "uploadThroughput": 0})
+    yield driver
+    driver.quit()
+
+
+# -- the commands, on small inputs (a few seconds each) --------------------------------------------
+
+
+def _sample() -> Path:
+    from callwise.io import sample_path
+
+    return sample_path()
+
+
+def _bench(out: Path, shared: Callable[[], Path]) -> list[str]:
+    return ["bench", "--out", str(out), "--bootstrap", "20", "--policy", "random-mix", "--policy", "knn",
+            "--policy", "cascade-judge"]
+
+
+def _cascade(out: Path, shared: Callable[[], Path]) -> list[str]:
+    return ["cascade", str(shared() / "rational-cascades"), "--small", "gpt-4o-mini", "--large", "gpt-4o", "--chain",
+            "--task", "triviaqa-qwen_oai", "--budgets", "10", "--orders", "1", "--warmup", "5", "--out", str(out)]
+
+
+def _scale(out: Path, shared: Callable[[], Path]) -> list[str]:
+    data = shared() / "mot-cascade-samples" / "llama2_13B_result" / "date_cot1.json.gz"
+    return ["scale", str(data), "--model", "llama-2-13b", "--k-max", "50", "--reps", "50", "--out", str(out)]
+
+
+def _aggregate(out: Path, shared: Callable[[], Path]) -> list[str]:
+    data = shared() / "mot-cascade-samples" / "llama2_13B_result" / "date_cot1.json.gz"
+    return ["aggregate", str(data), "--metric", "mae", "--metric", "em", "--n", "4", "--reps", "20", "--out", str(out)]
+
+
+def _allocate(out: Path, shared: Callable[[], Path]) -> list[str]:
+    spec = out.parent / "ensemble.yaml"
+    spec.write_text("builtin: ensemble-vote\nslots: 3\nnormalise: choice\n")
+    return ["allocate", str(spec), str(shared() / "rational-cascades"), "--task", "mmlu-llama", "--budget-evals", "20",
+            "--budget", "0.0003", "--out", str(out)]
+
+
+def _plan(out: Path, shared: Callable[[], Path]) -> list[str]:
+    return ["plan", str(_sample()), "--budget", "0.002", "--folds", "3", "--candidate", "single", "--candidate", "zero",
+            "--candidate", "cascade", "--bootstrap", "50", "--out", str(out)]
+
+
+# Paths every report of the kind must show in its tables (a table that lost a row or a column fails).
+def _bench_paths(r: dict) -> list[list]:
+    out = []
+    for t, task in r["tasks"].items():
+        out += [["tasks", t, "n_test"]]
+        for p, e in task["policies"].items():
+            out += [["tasks", t, "policies", p, "aiq", "paper"], ["tasks", t, "policies", p, "aiq", "routerbench-code"],
+                    ["tasks", t, "policies", p, "aiq_ci", "paper", 0], ["tasks", t, "policies", p, "gap_closed"]]
+    return out + [["overall", "policies", p, "aiq", "paper"] for p in r["overall"]["policies"]]
+
+
+def _cascade_paths(r: dict) -> list[list]:
+    out = [["summary", "mean_auc", m] for m in r["summary"]["mean_auc"]]
+    for key in ("pairs", "chains"):
+        for i, item in enumerate(r[key]):
+            out += [[key, i, "methods", m, "auc"] for m in item["methods"]]
+            out += [[key, i, "model_accuracy", m] for m in item["models"]]
+    return out
+
+
+def _scale_paths(r: dict) -> list[list]:
+    out = [["summary", "empirical", "best_k"], ["summary", "predicted", "best_k"], ["summary", "cost_per_call"]]
+    return out + [["curves", c, "accuracy", i] for c, v in r["curves"].items() for i in range(len(v["accuracy"]))]
+
+
+def _aggregate_paths(r: dict) -> list[list]:
+    return [["rows", i, k] for i in range(len(r["rows"])) for k in ("value", "ci_low", "ci_high", "prompts")]
+
+
+def _allocate_paths(r: dict) -> list[list]:
+    out = [["chosen", "test", "quality"], ["chosen", "train", "cost"]]
+    out += [["baselines", i, "test", "quality"] for i in range(len(r["baselines"]))]
+    return out + [["pareto", i, "test", "cost"] for i in range(len(r["pareto"]))]
+
+
+def _plan_paths(r: dict) -> list[list]:
+    out = [["overall", "quality"], ["overall", "cost"]]
+    for t, task in r["tasks"].items():
+        out += [["tasks", t, "recommendation", "test", "quality"]]
+        out += [["tasks", t, "best_by_family_on_test", f, "test", "quality"] for f in task["best_by_family_on_test"]]
+    return out
+
+
+COMMANDS = {
+    "bench": (_bench, _bench_paths), "cascade": (_cascade, _cascade_paths), "scale": (_scale, _scale_paths),
+    "aggregate": (_aggregate, _aggregate_paths), "allocate": (_allocate, _allocate_paths),
+    "plan": (_plan, _plan_paths),
+}
+
+
+# -- checks ----------------------------------------------------------------------------------------
+
+
+def _resolve(obj: Any, path: list) -> Any:
+    for k in path:
+        obj = obj[k]
+    return obj
+
+
+def _shown(text: str) -> tuple[float, float]:
+    """The number a cell shows and half a unit of its last digit (the rounding it allows)."""
+    t = text.strip().replace("−", "-").replace("$", "").replace(",", "")
+    m = re.fullmatch(r"([+-]?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?", t)
+    assert m, f"not a number: {text!r}"
+    decimals = len(m.group(3) or "")
+    exp = int(m.group(4) or 0)
+    return float(t), 0.5 * 10.0 ** (exp - decimals)
+
+
+def _check_tables(driver: Any, results: dict, must: list[list]) -> int:
+    """Every tagged number of the page equals results.json's at its path, and reads as it; every
+    numeric cell is tagged; the paths in ``must`` are all shown. Returns the numbers checked."""
+    cells = driver.execute_script(
+        "return Array.from(document.querySelectorAll('table [data-path]'))"
+        ".map(e => [e.dataset.path, e.dataset.value, e.dataset.scale || '1', e.textContent]);")
+    assert cells, "no numbers in the tables"
+    seen = set()
+    for path_s, value_s, scale_s, text in cells:
+        path = json.loads(path_s)
+        seen.add(json.dumps(path))
+        expected = _resolve(results, path)
+        assert json.loads(value_s) == expected, (path, value_s, expected)
+        if expected is None:
+            assert text.strip() == "—", (path, text)
+            continue
+        shown, tol = _shown(text)
+        want = expected * float(scale_s)
+        assert math.isclose(shown, want, rel_tol=1e-12, abs_tol=tol * (1 + 1e-9)), (path, text, expected, scale_s)
+    untagged = driver.execute_script(
+        "return Array.from(document.querySelectorAll('table td')).filter(td => !td.querySelector('[data-path]'))"
+        ".map(td => td.textContent.trim());")
+    bare = [t for t in untagged if NUMBER.match(t)]
+    assert not bare, f"numbers in the tables that are not read from results.json: {bare[:10]}"
+    missing = [p for p in must if json.dumps(p) not in seen]
+    assert not missing, f"results.json numbers missing from the tables: {missing[:10]}"
+    return len(cells)
+
+
+def _wait_for_plots(driver: Any, n: int, timeout: float = 30.0) -> list[int]:
+    """Wait until ``n`` plotly figures have drawn; their trace counts."""
+    end = time.time() + timeout
+    counts: list[int] = []
+    while time.time() < end:
+        counts = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.js-plotly-plot'))"
+            ".filter(g => g.querySelector('.main-svg') && g._fullLayout).map(g => (g.data || []).length);")
+        if len(counts) >= n:
+            return counts
+        time.sleep(0.2)
+    raise AssertionError(f"{len(counts)} of {n} plotly figures rendered in {timeout:g} s")
+
+
+def _hover_a_point(driver: Any, group: str | None = None) -> str:
+    """Move the mouse onto a marker of the first figure (the middle one of the markers of legend
+    group ``group`` when given); the hover box's text."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    fig = driver.find_element(By.CSS_SELECTOR, ".js-plotly-plot")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", fig)
+    if group is not None:
+        i = driver.execute_script("return arguments[0].data.findIndex(t => t.legendgroup === arguments[1] && "
+                                  "t.mode === 'markers');", fig, group)
+        assert i >= 0, f"no markers of {group!r} in the first figure"
+        trace = fig.find_elements(By.CSS_SELECTOR, ".scatterlayer .trace")[i]
+        points = trace.find_elements(By.CSS_SELECTOR, ".points path")
+        points = points[len(points) // 2:]
+    else:
+        points = fig.find_elements(By.CSS_SELECTOR, ".scatterlayer .trace .points path, .barlayer .point path")
+    points = [p for p in points if p.is_displayed() and p.size["width"] > 0]
+    assert points, "no markers or bars drawn in the first figure"
+    text = ""
+    for p in points[:6]:
+        ActionChains(driver).move_to_element(p).perform()
+        time.sleep(0.3)
+        text = driver.execute_script(
+            "return Array.from(arguments[0].querySelectorAll('.hoverlayer .hovertext'))"
+            ".map(h => h.textContent).join(' | ');", fig)
+        if text:
+            break
+    return text
+
+
+def _toggle_first_legend_entry(driver: Any) -> list[Any]:
+    """Click the first legend entry of the first figure; the visibility of its traces afterwards."""
+    from selenium.webdriver.common.by import By
+
+    fig = driver.find_element(By.CSS_SELECTOR, ".js-plotly-plot")
+    entry = fig.find_element(By.CSS_SELECTOR, ".legend .traces .legendtoggle")
+    driver.execute_script("arguments[0].dispatchEvent(new MouseEvent('mousedown', {bubbles: true}));"
+                          "arguments[0].dispatchEvent(new MouseEvent('mouseup', {bubbles: true}));", entry)
+    time.sleep(0.8)  # plotly waits for a possible double click
+    return driver.execute_script("return arguments[0].data.map(t => t.visible);", fig)
+
+
+def _screenshot(driver: Any, path: Path) -> None:
+    height = driver.execute_script("return document.documentElement.scrollHeight;")
+    driver.set_window_size(1400, min(int(height) + 40, 15000))
+    time.sleep(0.5)
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1400, 1000)
+
+
+@pytest.mark.parametrize("kind", list(COMMANDS))
+def test_each_command_writes_a_report_the_browser_renders(kind: str, browser: Any, tmp_path: Path,
+                                                          request: pytest.FixtureRequest) -> None:
+    args, must = COMMANDS[kind]
+    out = tmp_path / "out"
+    res = runner.invoke(app, args(out, lambda: request.getfixturevalue("shared_data")))
+    assert res.exit_code == 0, res.output
+    results = json.loads((out / "results.json").read_text())
+    page = out / "report.html"
+    assert page.is_file() and report_kind(results) == kind
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"<(script|link|img)[^>]*\b(src|href)=[\"']?(https?:)?//", text), "the page loads something"
+    assert text.count("plotly.js v") <= 2 and page.stat().st_size < 9_000_000  # plotly.js inline, once
+    assert not list(out.glob(".callwise-*"))
+
+    browser.get_log("browser")  # drop what came before
+    browser.get(page.resolve().as_uri())
+    n_figs = len(re.findall(r'class="plotly-graph-div"', text))
+    assert n_figs >= 1
+    traces = _wait_for_plots(browser, n_figs)
+    assert all(t > 0 for t in traces), traces
+    n = _check_tables(browser, results, must(results))
+    assert n > 5
+    _screenshot(browser, tmp_path / f"{kind}.png")
+    assert (tmp_path / f"{kind}.png").stat().st_size > 20_000
+    hover = _hover_a_point(browser, "knn" if kind == "bench" else None)
+    assert hover and any(w in hover for w in ("quality", "accuracy", "value")), hover
+    if kind == "bench":  # a policy's point: its name, settings, cost and quality
+        assert all(w in hover for w in ("policy: knn", "settings:", "cost: $", "quality: 0.")), hover
+        visible = _toggle_first_legend_entry(browser)
+        assert "legendonly" in visible, visible
+    severe = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not severe, severe
+
+
+# -- the Python API, without a browser ---------------------------------------------------------------
+
+
+def test_python_api_round_trip(tmp_path: Path) -> None:
+    payload = {"command": "aggregate", "version": "0", "created": "now", "data": "d", "metrics": ["mae"], "n": 2,
+               "draws": "first", "reps": 1, "seed": 0, "level": 0.95, "notes": [],
+               "rows": [{"task": "t", "model": "m", "kind": "number", "metric": "mae", "rule": r, "matched": r == "median",
+                         "value": v, "ci_low": v - 0.1, "ci_high": v + 0.1, "diff_vs_matched": 0.0, "diff_ci_low": 0.0,
+                         "diff_ci_high": 0.0, "prompts": 3, "left_out": 0, "best": r == "median"}
+                        for r, v in (("first", 1.5), ("median", 1.25))]}
+    (tmp_path / "results.json").write_text(json.dumps(payload))
+    page = write_report_from_results(tmp_path / "results.json")
+    assert page == tmp_path / "report.html"
+    text = page.read_text()
+    assert 'data-path="[&quot;rows&quot;, 1, &quot;value&quot;]" data-value="1.25"' in text
+    assert "lower is better" in text
+    assert write_report(payload, tmp_path / "again.html", title="mine").read_text().count("<title>mine</title>") == 1
+    assert build_report(payload, kind="aggregate") == build_report(payload)
+    with pytest.raises(ValueError, match="not a callwise results payload"):
+        report_kind({"x": 1})
+    with pytest.raises(ValueError, match="unknown report kind"):
+        build_report(payload, kind="nope")
