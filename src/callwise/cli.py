@@ -382,7 +382,10 @@ def _write_outputs(result: Any, out: Path, plots: Any = None) -> None:
         payload = _finite(result.to_dict())
         text = json.dumps(payload, indent=1, allow_nan=False, default=json_default)
         (tmp / "results.json").write_text(text)
-        write_report(json.loads(text), tmp / "report.html")
+        try:
+            write_report(json.loads(text), tmp / "report.html")
+        except Exception as e:  # the page only shows results.json: a fault in it must not lose the results
+            typer.echo(f"warning: report.html not written ({type(e).__name__}: {e})", err=True)
         (plots or write_plots)(result, tmp)
         for f in tmp.iterdir():
             dest = out / f.name

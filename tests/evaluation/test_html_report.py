@@ -329,3 +329,19 @@ def test_python_api_round_trip(tmp_path: Path) -> None:
         report_kind({"x": 1})
     with pytest.raises(ValueError, match="unknown report kind"):
         build_report(payload, kind="nope")
+
+
+def test_a_fault_in_the_page_keeps_the_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """report.html only shows results.json: if writing it fails, the command still writes the rest."""
+    import callwise.evaluation.html_report as hr
+
+    def broken(payload: Any, path: Path, kind: str | None = None, title: str | None = None) -> Path:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(hr, "write_report", broken)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["bench", "--out", str(out), "--bootstrap", "0", "--policy", "knn"])
+    assert res.exit_code == 0, res.output
+    assert "report.html not written (RuntimeError: boom)" in res.output
+    assert (out / "results.json").is_file() and not (out / "report.html").exists()
+    assert {p.name for p in out.glob("*.png")} == {"gsm8k.png", "mt_bench.png"}

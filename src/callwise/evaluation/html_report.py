@@ -504,15 +504,20 @@ def _log_ok(values: Iterable[float]) -> bool:
 
 
 def _log_x(fig: Any, values: Iterable[float]) -> None:
-    """A log x axis labelled without overlapping minor labels: powers of ten (unlabelled minor ticks
-    between) over more than about a decade, else 1, 2 and 5 times them."""
-    v = [x for x in values if x is not None and x > 0]
-    decades = math.log10(max(v) / min(v)) if v else 0.0
-    if decades >= 2.5:
-        fig.update_xaxes(type="log", dtick=1, minor=dict(ticks="outside", dtick="D1", showgrid=True,
-                                                         gridcolor="#f3f3f3"))
-    else:
-        fig.update_xaxes(type="log", dtick="D2")
+    """A log x axis labelled as plain numbers at 1, 2 and 5 times powers of ten (every integer multiple
+    where the range holds fewer than three of those), so labels never overlap or shrink to digits."""
+    v = [float(x) for x in values if x is not None and x > 0]
+    if not v:
+        return
+    lo, hi = min(v) / 1.15, max(v) * 1.15
+    ticks: list[float] = []
+    for subs in ((1, 2, 5), tuple(range(1, 10))):
+        ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+                 for m in subs if lo <= m * 10.0 ** e <= hi]
+        if len(ticks) >= 3:
+            break
+    fig.update_xaxes(type="log", tickmode="array", tickvals=ticks, ticktext=[_trim(_sig(t, 3)) for t in ticks],
+                     range=[math.log10(lo), math.log10(hi)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -822,8 +827,10 @@ def _scale(doc: _Doc) -> None:
     fig.update_layout(title=f"{p.get('model')} on {p.get('task')}: accuracy against K", height=540,
                       xaxis_title="calls per prompt K (log scale)", yaxis_title="accuracy (higher is better)")
     _log_x(fig, [k for c in p.get("curves", {}).values() for k in c.get("k", [])])
-    doc.figure(fig, "The fitted and predicted curves extend past the recorded samples; hover a point for K, its "
-                    "cost (K × the mean cost per call where the curve has no recorded cost) and its accuracy.")
+    doc.figure(fig, "The fitted and predicted curves are fitted at the K of the fit grid (see 'what the curves "
+                    "are' above) and extend past the recorded samples; below the grid's smallest K they extrapolate, "
+                    "so they can start away from the empirical curve at K = 1. Hover a point for K, its cost (K × "
+                    "the mean cost per call where the curve has no recorded cost) and its accuracy.")
     rows = []
     for name in ("empirical", "resampled", "fitted", "predicted"):
         s = sm.get(name)
