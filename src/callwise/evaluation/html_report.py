@@ -703,7 +703,6 @@ def _cascade(doc: _Doc) -> None:
     meta = p.get("meta", {})
     costs = str(meta.get("protocol", {}).get("costs", "recorded dollars"))
     dollars = costs == "recorded dollars"
-    cfmt = "cost" if dollars else "g"
     unit = _COST_LABEL if dollars else costs
     doc.section("Run")
     for note in meta.get("data", {}).get("notes", []) or []:
@@ -727,8 +726,8 @@ def _cascade(doc: _Doc) -> None:
         models = r.get("models", [])
         title = f"{r.get('task')}: {' → '.join(models)} ({r.get('kind', key[:-1])})"
         doc.section(title)
-        doc.table(["model", "accuracy", f"mean cost ({unit})"],
-                  [[html.escape(m), doc.num([*base, "model_accuracy", m], "q"), doc.num([*base, "model_cost", m], cfmt)]
+        doc.table(["model", "accuracy", f"mean recorded cost ({_COST_LABEL})"],
+                  [[html.escape(m), doc.num([*base, "model_accuracy", m], "q"), doc.num([*base, "model_cost", m], "cost")]
                    for m in models], f"the models (train {r.get('n_train')} / test {r.get('n_test')} prompts)",
                   name=f"{key}/{i}/models")
         fig = go.Figure()
@@ -747,13 +746,18 @@ def _cascade(doc: _Doc) -> None:
                                      marker=dict(size=5), text=hover, hovertemplate="%{text}<extra></extra>"))
         for j, m in enumerate(models):
             c, a = r.get("model_cost", {}).get(m), r.get("model_accuracy", {}).get(m)
-            if c is None or a is None:
+            # model_cost is recorded dollars; in other cost units (a fixed ratio, latency) the budget range
+            # runs from the first model's cost to the last's, so those two sit at its ends
+            x = (c * sc if c is not None else None) if dollars else (
+                budgets[0] if j == 0 and budgets else budgets[-1] if j == len(models) - 1 and budgets else None)
+            if x is None or a is None:
                 continue
-            fig.add_trace(go.Scatter(x=[c * sc], y=[a], mode="markers", name=m, legendgroup=f"model {m}",
+            fig.add_trace(go.Scatter(x=[x], y=[a], mode="markers", name=m, legendgroup=f"model {m}",
                                      marker=dict(color=FAMILY_COLOURS["single"], size=12, symbol=SYMBOLS[j % 14],
                                                  line=dict(color="white", width=1)),
-                                     text=[_hover([("model", html.escape(m)), ("cost", _usd(c) if dollars else
-                                                   _sig(c, 4)), ("accuracy", _q(a))])],
+                                     text=[_hover([("model", html.escape(m)),
+                                                   ("cost", None if dollars else f"{_sig(x, 4)} ({html.escape(unit)})"),
+                                                   ("recorded cost", _usd(c)), ("accuracy", _q(a))])],
                                      hovertemplate="%{text}<extra></extra>"))
         fig.update_layout(title=f"{r.get('task')}, {len(models)} models ({r.get('kind', key[:-1])}): accuracy against "
                                 f"budget", height=520,
