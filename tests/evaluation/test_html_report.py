@@ -207,7 +207,7 @@ def _check_tables(driver: Any, results: dict, must: list[list]) -> int:
     return len(cells)
 
 
-def _wait_for_plots(driver: Any, n: int, timeout: float = 30.0) -> list[int]:
+def _wait_for_plots(driver: Any, n: int, timeout: float = 60.0) -> list[int]:
     """Wait until ``n`` plotly figures have drawn; their trace counts."""
     end = time.time() + timeout
     counts: list[int] = []
@@ -241,9 +241,9 @@ def _hover_a_point(driver: Any, group: str | None = None) -> str:
     points = [p for p in points if p.is_displayed() and p.size["width"] > 0]
     assert points, "no markers or bars drawn in the first figure"
     text = ""
-    for p in points[:6]:
+    for p in points[:15]:
         ActionChains(driver).move_to_element(p).perform()
-        time.sleep(0.3)
+        time.sleep(0.4)
         text = driver.execute_script(
             "return Array.from(arguments[0].querySelectorAll('.hoverlayer .hovertext'))"
             ".map(h => h.textContent).join(' | ');", fig)

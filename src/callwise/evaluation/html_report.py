@@ -18,11 +18,11 @@ or :func:`write_report_from_results` on a ``results.json`` path. :func:`report_k
 command wrote a payload, :func:`build_report` returns the page as a string.
 
 Money is shown in dollars per 1,000 queries everywhere (``data-scale="1000"`` on such cells; the
-``data-value`` is the per-query number of ``results.json``). Styles follow the policy family, the same
-in every command: the oracle is always black and dashed, the zero router always a thick grey line,
-single models dark grey markers, and each family its own hue (routers blue, cascades orange,
-multi-call votes green, compositions purple, fixed mixes brown); members of a family get shades
-of its hue and their own marker.
+``data-value`` is the per-query number of ``results.json``). Styles are the PNGs' (the style map of
+:mod:`callwise.evaluation.styles`, translated to plotly), so a policy looks the same in every command
+and in both outputs: the oracle black and dashed, the zero router a thick grey dash-dot, single models
+dark markers, each family its own colours. Where that map is not importable, this module's own
+family styles (``FAMILY_COLOURS``, ``FAMILY_DASH``) keep the same rules.
 """
 
 from __future__ import annotations
