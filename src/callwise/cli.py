@@ -52,7 +52,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """callwise: spend LLM calls wisely. Evaluate routing and other call policies on recorded outcomes."""
 
 
-FormatOpt = typer.Option(None, "--format", "-f", help="routerbench | long | rational-cascades | routellm | mot | routerdc | llmrouter (default: detect)")
+FormatOpt = typer.Option(None, "--input-format", "-f", help="Data format: routerbench | long | rational-cascades | routellm | mot | routerdc | llmrouter (default: detect)")
+OutputOpt = typer.Option(None, "--format", help="Output of the tables: table | csv | json | md (default table; csv, json "
+                         "and md go to stdout, everything else to stderr). An input format name here still sets "
+                         "--input-format (deprecated)")
+LegacyFormatOpt = typer.Option(None, "--format", hidden=True, help="Deprecated: the data format is --input-format")
 MapOpt = typer.Option(None, "--map", help="Column mapping CANONICAL=ORIGINAL for long tables, repeatable (e.g. --map quality=correct)")
 PricesOpt = typer.Option(None, "--prices", help="Price table (YAML/JSON, or LLMRouter's default_llm.json) for data without costs (RouteLLM evals, RouterDC) or with token columns")
 TrustOpt = typer.Option(False, "--trust-pickle", help="Allow loading pickles (unpickling runs code: only for files you trust)")
@@ -100,14 +104,36 @@ def _fail(e: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+def _formats(input_format: Optional[str], output: Optional[str], tables: bool = True) -> tuple[Optional[str], str]:
+    """(data format, output format) from --input-format and --format. ``--format table|csv|json|md`` is the
+    output; any other value of --format is the data format as before (one deprecation line on stderr)."""
+    from .evaluation.tables import OUTPUT_FORMATS
+
+    if output is None:
+        return input_format, "table"
+    if output in OUTPUT_FORMATS:
+        if not tables:
+            _fail(DataError(f"this command prints no table, so --format {output} does not apply; the data format "
+                            "is --input-format"))
+        return input_format, output
+    if input_format is not None and input_format != output:
+        _fail(DataError(f"--format {output!r} reads as a data format but --input-format says {input_format!r}; give "
+                        "the data format once, with --input-format (--format takes table, csv, json or md)"))
+    typer.echo(f"note: --format {output} as the data format is deprecated: use --input-format {output} "
+               "(--format now chooses the output: table, csv, json or md)", err=True)
+    return output, "table"
+
+
 @app.command()
 def convert(
     src: Path = typer.Argument(..., help="Input file or folder"),
     dst: Path = typer.Argument(..., help="Output .parquet (the canonical outcome table)"),
-    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    format: Optional[str] = FormatOpt, legacy_format: Optional[str] = LegacyFormatOpt, map: Optional[List[str]] = MapOpt,
+    prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Load recorded outcomes (any supported format) and write the canonical Parquet table."""
+    format, _ = _formats(format, legacy_format, tables=False)
     try:
         if dst.suffix.lower() != ".parquet":
             raise DataError("the output must be a .parquet file", file=str(dst))
@@ -121,28 +147,19 @@ def convert(
 @app.command()
 def info(
     data: Path = typer.Argument(..., help="Input file or folder"),
-    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    format: Optional[str] = FormatOpt, output: Optional[str] = OutputOpt, map: Optional[List[str]] = MapOpt,
+    prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Load recorded outcomes and print a summary per task and model."""
-    from rich.console import Console
-    from rich.table import Table
+    from .evaluation.report import print_info
 
+    format, output = _formats(format, output)
     try:
         t = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
     except CallwiseError as e:
         _fail(e)
-    console = Console()
-    console.print(f"{t!r}\nformat: {t.meta.get('format')}  fingerprint: {t.fingerprint()}  "
-                  f"costs estimated: {t.costs_estimated}")
-    for note in t.meta.get("notes", []):
-        console.print(f"note: {note}")
-    g = t.frame[t.frame["sample"] == 0].groupby(["task", "model"]).agg(
-        prompts=("prompt_id", "nunique"), quality=("quality", "mean"), cost=("cost", "mean"))
-    table = Table("task", "model", "prompts", "mean quality", "mean cost")
-    for (task, model), r in g.iterrows():
-        table.add_row(task, model, str(r.prompts), f"{r.quality:.4f}", f"${r.cost:.3e}")
-    console.print(table)
+    print_info(t, _console(output), output)
 
 
 @app.command()
@@ -156,7 +173,8 @@ def bench(
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for confidence intervals (0: none)"),
     oracle: str = typer.Option("callwise", "--oracle", help="Oracle convention: callwise (an unsolved prompt goes to the cheapest model) | routerbench (it costs nothing)"),
     axis: str = typer.Option("cost", "--axis", help="cost | latency: also place every policy in the quality-latency plane (hulls, AIQ, a PNG per task)"),
-    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    format: Optional[str] = FormatOpt, output: Optional[str] = OutputOpt, map: Optional[List[str]] = MapOpt,
+    prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Evaluate every registered policy against the single models, the zero router and the oracle."""
@@ -166,7 +184,8 @@ def bench(
     from .evaluation.bench import bench as run_bench
     from .evaluation.report import print_tables
 
-    console = _console()
+    format, output = _formats(format, output)
+    console = _console(output)
     try:
         if bootstrap < 0:
             raise DataError(f"--bootstrap must be >= 0, got {bootstrap}")
@@ -191,7 +210,7 @@ def bench(
                                                                          progress.advance(bar)))
     except CallwiseError as e:
         _fail(e)
-    print_tables(result, console)
+    print_tables(result, console, output)
     if out is not None:
         _write_outputs(result, out)
         console.print(f"wrote {out / 'results.json'} and {len(result.tasks)} plot(s)")
@@ -215,7 +234,8 @@ def plan(
     split: Optional[float] = typer.Option(None, "--split", help="Train fraction of a seeded per-task split (default: the data's own split, else 0.7)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the folds and the bootstrap"),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples of the test prompts for the intervals"),
-    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    format: Optional[str] = FormatOpt, output: Optional[str] = OutputOpt, map: Optional[List[str]] = MapOpt,
+    prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """What to run on this traffic under a budget or quality floor, across every family, and what it saves."""
@@ -224,7 +244,8 @@ def plan(
     from .plan import plan as run_plan
     from .plan.report import print_plan, write_plan_files
 
-    console = _console()
+    format, output = _formats(format, output)
+    console = _console(output)
     try:
         if bootstrap < 1:
             raise DataError(f"--bootstrap must be >= 1, got {bootstrap}")
@@ -245,16 +266,22 @@ def plan(
                               on_total=lambda n: progress.update(bar, total=(progress.tasks[0].total or 0) + n))
     except CallwiseError as e:
         _fail(e)
-    print_plan(result, console)
+    print_plan(result, console, output)
     _write_outputs(result, out, plots=write_plan_files)
     console.print(f"wrote {out / 'results.json'}, the recommended policy file(s) and {len(result.tasks)} plot(s)")
 
 
-def _console() -> Any:
-    """A rich console; when output is not a terminal (a file, a pipe, CI logs) it is 110 columns wide."""
+def _console(fmt: str = "table") -> Any:
+    """A rich console as wide as the terminal, or $COLUMNS where set; off a terminal without $COLUMNS,
+    240 columns (tables wider than the console are split into panels, never cut). With --format csv,
+    json or md it writes to stderr, so stdout holds the tables only."""
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=110)
+    err = fmt != "table"
+    stream = sys.stderr if err else sys.stdout
+    if os.environ.get("COLUMNS", "").strip().isdigit() or stream.isatty():
+        return Console(stderr=err)
+    return Console(stderr=err, width=240)
 
 
 def _parse_params(items: Optional[List[str]]) -> dict[str, Any]:
@@ -285,16 +312,16 @@ def fit(
     test: Optional[Path] = typer.Option(None, "--test", help="Evaluate on this file/folder (DATA is all train)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, CV folds and bootstrap"),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the fit report (JSON) here"),
-    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    format: Optional[str] = FormatOpt, legacy_format: Optional[str] = LegacyFormatOpt, map: Optional[List[str]] = MapOpt,
+    prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Fit a policy on the training part of DATA, calibrate it to a budget or quality, evaluate it on the held-out part, save it."""
-    from rich.console import Console
-
     from .core.policy_files import save_policy
     from .evaluation.fit import fit_policy
 
-    console = Console()
+    format, _ = _formats(format, legacy_format, tables=False)
+    console = _console()
     try:
         if save.suffix.lower() != ".json":
             raise DataError("the policy file must end in .json", file=str(save))
@@ -417,7 +444,8 @@ def cascade(
     split: Optional[float] = typer.Option(None, "--split", help="Train fraction of a seeded per-task split (default: the data's own split, else 0.7)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the stream orders and tie-breaking"),
     test: Optional[Path] = typer.Option(None, "--test", help="Use this file/folder as the test set (DATA is all calibration/train)"),
-    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    format: Optional[str] = FormatOpt, output: Optional[str] = OutputOpt, map: Optional[List[str]] = MapOpt,
+    prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Uncertainty cascades under a budget: the confidence cascade against learned and random baselines."""
@@ -427,7 +455,8 @@ def cascade(
     from .core.split import split_outcomes
     from .evaluation.report import print_cascade_tables, write_cascade_plots
 
-    console = _console()
+    format, output = _formats(format, output)
+    console = _console(output)
     try:
         if (small is None) != (large is None):
             raise PolicyError("give both --small and --large, or neither (with --all-pairs / --chain)")
@@ -457,7 +486,7 @@ def cascade(
                                on_item=lambda d: (progress.update(bar, description=d), progress.advance(bar)))
     except CallwiseError as e:
         _fail(e)
-    print_cascade_tables(run, console)
+    print_cascade_tables(run, console, output)
     if out is not None:
         _write_outputs(run, out, write_cascade_plots)
         console.print(f"wrote {out / 'results.json'} and the plots under {out}")
@@ -480,7 +509,7 @@ def _cost_ratio(text: str) -> float:
 @app.command()
 def scale(
     data: Path = typer.Argument(..., help="Recorded outcomes with several samples (and answers) per prompt"),
-    model: str = typer.Option(..., "--model", "-m", help="The model whose samples are voted on"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The model whose samples are voted on (default: the data's only model)"),
     task: Optional[str] = typer.Option(None, "--task", help="The task (needed when the model has several)"),
     few: int = typer.Option(4, "--few", help="Samples per prompt the prediction is fitted on"),
     k_max: int = typer.Option(1000, "--k-max", help="Largest K of the fitted and predicted curves"),
@@ -493,14 +522,16 @@ def scale(
     fit_grid: str = typer.Option("paper", "--fit-grid", help="K values the scaling model is fitted at: paper (2..100) | authors-code (1, 10, ..., 10000)"),
     ties: str = typer.Option("scale", "--ties", help="A prompt whose answer ties for the mode: scale (fit m x accuracy, predict /m: the authors') | raw"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json and scale.png here"),
-    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    format: Optional[str] = FormatOpt, output: Optional[str] = OutputOpt, map: Optional[List[str]] = MapOpt,
+    prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """How vote accuracy scales with the number of calls K: empirical, fitted and predicted curves and the best K."""
     from .evaluation.report import print_scale, write_scale_plots
     from .voting.curves import scale as run_scale
 
-    console = _console()
+    format, output = _formats(format, output)
+    console = _console(output)
     try:
         table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
         with console.status("scaling") as status:
@@ -510,7 +541,7 @@ def scale(
                                on_step=lambda what: status.update(what))
     except CallwiseError as e:
         _fail(e)
-    print_scale(result, console)
+    print_scale(result, console, output)
     if out is not None:
         _write_outputs(result, out, write_scale_plots)
         console.print(f"wrote {out / 'results.json'} and {out / 'scale.png'}")
@@ -533,14 +564,16 @@ def aggregate(
     synthetic: bool = typer.Option(False, "--synthetic", help="Use the synthetic suite (known distributions, with the "
                                    "Bayes-optimal rule as 'oracle') instead of DATA"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json and aggregate.png here"),
-    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    format: Optional[str] = FormatOpt, output: Optional[str] = OutputOpt, map: Optional[List[str]] = MapOpt,
+    prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Which way of combining a model's samples (mean, median, mode, MBR, ...) wins under which metric."""
     from .aggregation.comparison import evaluate, synthetic_suite
     from .evaluation.report import print_aggregate, write_aggregate_plots
 
-    console = _console()
+    format, output = _formats(format, output)
+    console = _console(output)
     metrics = metric or ["squared-error", "absolute-error", "exact-match"]
     try:
         if synthetic == (data is not None):
@@ -555,7 +588,7 @@ def aggregate(
                               rules=rule or (), oracle=oracle, on_step=lambda what: status.update(what))
     except CallwiseError as e:
         _fail(e)
-    print_aggregate(result, console)
+    print_aggregate(result, console, output)
     if out is not None:
         _write_outputs(result, out, write_aggregate_plots)
         console.print(f"wrote {out / 'results.json'} and {out / 'aggregate.png'}")
@@ -650,14 +683,16 @@ def allocate(
     api_base: Optional[str] = ApiBaseOpt, endpoints: Optional[Path] = EndpointsOpt,
     cache: Optional[Path] = CacheOpt, no_cache: bool = NoCacheOpt,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json and allocations.png here"),
-    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, drop_incomplete: bool = DropOpt,
+    format: Optional[str] = FormatOpt, output: Optional[str] = OutputOpt, map: Optional[List[str]] = MapOpt,
+    drop_incomplete: bool = DropOpt,
 ) -> None:
     """Which model each module of a pipeline should use: LLMSelector and baselines, train vs test."""
     from .evaluation.report import print_allocation, write_allocation_plots
     from .pipelines import load_pipeline
     from .pipelines.allocate import allocate as run_allocate
 
-    console = _console()
+    format, output = _formats(format, output)
+    console = _console(output)
     try:
         pipe = load_pipeline(pipeline)
         table = _load(data, format, map, None, False, drop_incomplete, None)
@@ -686,7 +721,7 @@ def allocate(
                                   on_step=lambda what: status.update(what))
     except CallwiseError as e:
         _fail(e)
-    print_allocation(result, console)
+    print_allocation(result, console, output)
     if out is not None:
         _write_outputs(result, out, write_allocation_plots)
         console.print(f"wrote {out / 'results.json'} and {out / 'allocations.png'}")
@@ -705,8 +740,9 @@ def _write_run(result: Any, out: Path, console: Any) -> None:
     except OSError as e:
         raise DataError(f"could not write the outcomes and their summary ({e.strerror or e}); nothing was written "
                         "and the calls made are in the response cache, so a re-run resumes", file=str(out)) from None
-    for k, v in result.summary.items():
-        console.print(f"  {k}: {v}")
+    from .evaluation.report import print_summary
+
+    print_summary(result.summary, console)
     console.print(f"wrote {out} ({len(result.outcomes)} outcome rows) and {summary_path.name}")
 
 
@@ -871,13 +907,15 @@ def replay_server(
     no_cost: bool = typer.Option(False, "--no-cost", help="Do not report the recorded cost in usage.cost"),
     api_key: Optional[str] = typer.Option(None, "--api-key", help="Require this bearer key"),
     seed: int = typer.Option(0, "--seed", help="Seed of the injected failures"),
-    format: Optional[str] = FormatOpt, map: Optional[List[str]] = MapOpt, prices: Optional[Path] = PricesOpt,
+    format: Optional[str] = FormatOpt, legacy_format: Optional[str] = LegacyFormatOpt, map: Optional[List[str]] = MapOpt,
+    prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Serve recorded outcomes as an OpenAI-compatible endpoint (for tests, demos and fault drills)."""
     from .live.replay_server import build_replay_app
     from .live.server import serve as run_app
 
+    format, _ = _formats(format, legacy_format, tables=False)
     try:
         table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
         app_ = build_replay_app(table, latency_ms=_per_model(latency_ms, "--latency-ms", 0.0), jitter_ms=jitter_ms,

@@ -354,7 +354,8 @@ def test_cascade_command_one_pair_with_a_test_file(data_file, tmp_path):
     r = runner.invoke(app, ["cascade", str(tr), "--test", str(te), "--small", "small", "--large", "large",
                             "--method", "confidence", "--method", "random", "--budgets", "10"])
     assert r.exit_code == 0, r.output
-    assert "conf" in r.output and "rand" in r.output
+    assert "confidence" in r.output and "random" in r.output  # full column heads
+    assert "c@off" not in r.output and "small model" in r.output and "large model" in r.output
 
 
 @pytest.mark.parametrize("args, message", [
