@@ -341,6 +341,8 @@ def fit(
 
 
 def _print_fit(rep_: Any, console: Any) -> None:
+    from .evaluation.tables import per_1k, usd
+
     d = rep_.to_dict()
     console.print(f"policy {d['policy']} fitted on {d['data']['n_prompts']} prompts "
                   f"(split: {d['split'].get('method')}; data fingerprint {d['data']['fingerprint']})")
@@ -349,17 +351,20 @@ def _print_fit(rep_: Any, console: Any) -> None:
         console.print(f"cross-validation ({cv['folds']} folds): chose {cv['chosen']}")
     cal = d["calibration"]
     if cal:
-        console.print(f"calibrated {cal['knob']}={cal['value']:.6g} for {cal['goal']} {cal['target']:.6g}: "
-                      f"calibration mean cost ${cal['calibration_cost']:.6g}, quality {cal['calibration_quality']:.4f} "
-                      f"on {cal['n_prompts']} training prompts (out-of-fold)")
+        goal = (f"{usd(cal['target'])}/query" if cal["goal"] == "budget" else f"{cal['target']:.4g}")
+        console.print(f"calibrated {cal['knob']}={cal['value']:.6g} for {cal['goal']} {goal}: "
+                      f"calibration mean cost {per_1k(cal['calibration_cost'])} per 1k queries, quality "
+                      f"{cal['calibration_quality']:.4f} on {cal['n_prompts']:,} training prompts (out-of-fold)",
+                      highlight=False)
     t = d["test"]
     if t:
         lv = f"{t['level']:.0%}"
-        console.print(f"held-out ({t['n_prompts']} prompts): mean cost ${t['cost']:.6g} "
-                      f"[{lv} CI {t['cost_ci'][0]:.6g}, {t['cost_ci'][1]:.6g}], quality {t['quality']:.4f} "
-                      f"[{t['quality_ci'][0]:.4f}, {t['quality_ci'][1]:.4f}]")
+        console.print(f"held-out ({t['n_prompts']} prompts): mean cost {per_1k(t['cost'])} per 1k queries "
+                      f"[{lv} CI {per_1k(t['cost_ci'][0])}, {per_1k(t['cost_ci'][1])}], quality {t['quality']:.4f} "
+                      f"[{t['quality_ci'][0]:.4f}, {t['quality_ci'][1]:.4f}]", highlight=False, markup=False)
         b = t["best_single_model"]
-        console.print(f"best single model {b['model']}: cost ${b['cost']:.6g}, quality {b['quality']:.4f}")
+        console.print(f"best single model {b['model']}: {per_1k(b['cost'])} per 1k queries, quality "
+                      f"{b['quality']:.4f}", highlight=False)
     for n in d["notes"]:
         console.print(f"note: {n}")
 
@@ -375,6 +380,7 @@ def route(
     from rich.table import Table
 
     from .core.policy_files import load_policy
+    from .evaluation.tables import per_1k
 
     try:
         pol = load_policy(policy_file)
@@ -389,10 +395,10 @@ def route(
     console = Console()
     for text, r in zip(prompt, routes):
         console.print(f"[bold]{r['model']}[/bold]  <- {text[:80]!r}")
-        t = Table("model", "predicted quality", "expected cost")
+        t = Table("model", "predicted quality", "expected $/1k queries")
         for m, qv in r["predicted_quality"].items():
             mark = " *" if m == r["model"] else ""
-            t.add_row(m + mark, f"{qv:.4f}", f"${r['expected_cost'][m]:.3e}")
+            t.add_row(m + mark, f"{qv:.4f}", per_1k(r["expected_cost"][m]))
         console.print(t)
 
 
@@ -860,7 +866,7 @@ def serve(
     access.addHandler(handler)
     access.setLevel(level)
     access.propagate = False
-    typer.echo(f"serving {[srv.PREFIX + p.stem for p in policy_files]} on http://{host}:{port}/v1", err=True)
+    typer.echo(f"serving {', '.join(srv.PREFIX + p.stem for p in policy_files)} on http://{host}:{port}/v1", err=True)
     srv.serve(app_, host, port)
 
 
@@ -955,6 +961,7 @@ app.add_typer(cache_app, name="cache")
 @cache_app.command("stats")
 def cache_stats(path: Optional[Path] = CacheOpt, as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """Entries, size and the dollars re-runs save, per model."""
+    from .evaluation.tables import usd
     from .live.cache import ResponseCache, default_cache_path
 
     try:
@@ -971,7 +978,7 @@ def cache_stats(path: Optional[Path] = CacheOpt, as_json: bool = typer.Option(Fa
     typer.echo(f"{st['path']}: {st['entries']} responses, {st['size_bytes'] / 1e6:.2f} MB, "
                f"oldest {st['oldest']}, newest {st['newest']}")
     for m, v in st["models"].items():
-        typer.echo(f"  {m}: {v['entries']} responses, ${v['cost']:.4f} recorded cost")
+        typer.echo(f"  {m}: {v['entries']:,} responses, {usd(v['cost'])} recorded cost")
 
 
 @cache_app.command("clear")

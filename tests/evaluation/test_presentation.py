@@ -260,8 +260,13 @@ def test_a_table_wider_than_the_console_keeps_names_and_heads_whole(width) -> No
     for n in LONG:  # each name whole on a line of its own row, in every panel
         assert sum(n in ln for ln in lines) >= 1, text
     for head in ("AUC (paper protocol)", "AUC (extended protocol)", "small model accuracy", "large model accuracy"):
-        assert head in text, text
+        # full heads: each word whole (a long head may wrap between words, never be abbreviated)
+        assert all(re.search(rf"(?<!\S){re.escape(w)}(?!\S)", text) for w in head.split()), (head, text)
     assert "…" not in text
+    # it fits (split, not cropped); a name too long for the width gets one value column a panel, whole
+    assert max(len(ln) for ln in lines) <= max(width, len(LONG[1]) + 3 + len("(extended"))
+    for v in ("0.900", "0.910", "0.800", "0.700", "0.950"):
+        assert v in text
     if width == 60:
         assert "(1/" in text  # split into panels rather than cut
 

@@ -217,24 +217,58 @@ class Out:
         self.items = []
 
 
-def _rich_table(t: Table, cols: list[int]) -> Any:
+def _min_width(t: Table, i: int) -> int:
+    """The narrowest a column prints: a name or a value whole on one line; a long head or free text
+    wrapped between words."""
+    c = t.columns[i]
+    cells = [plain_text(r[i].text) for r in t.rows]
+    words = [len(w) for x in [c.head, *cells] for w in (x.split() or [""])]
+    if c.wrap:
+        return max(words)
+    if c.key:
+        return max([len(c.head), *map(len, cells)])
+    return max([*words, *map(len, cells)])
+
+
+def _natural_width(t: Table, i: int) -> int:
+    """A column's width with its head and every cell on one line."""
+    return max([len(t.columns[i].head), *(len(plain_text(r[i].text)) for r in t.rows)])
+
+
+def _widths(t: Table, cols: list[int], width: int | None) -> list[int]:
+    """Each column's width: its minimum, widened toward one-line heads while ``width`` has room."""
+    mins = [_min_width(t, i) for i in cols]
+    nats = [max(m, _natural_width(t, i)) for m, i in zip(mins, cols)]
+    if width is None:
+        return nats
+    room = width - (sum(mins) + 3 * len(cols) - 3)
+    out = []
+    for m, n in zip(mins, nats):
+        add = max(0, min(n - m, room))
+        room -= add
+        out.append(m + add)
+    return out
+
+
+def _rich_table(t: Table, cols: list[int], width: int | None = None) -> Any:
     from rich import box
     from rich.table import Table as RichTable
     from rich.text import Text
 
     rt = RichTable(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for i in cols:
+    for i, w in zip(cols, _widths(t, cols, width)):
         c = t.columns[i]
-        texts = [c.head] + [plain_text(r[i].text) for r in t.rows]
-        if c.wrap:  # at least its longest word
-            rt.add_column(c.head, justify=c.justify, overflow="fold",  # type: ignore[arg-type]
-                          min_width=max(len(w) for x in texts for w in (x.split() or [""])))
-        else:
-            rt.add_column(c.head, justify=c.justify, no_wrap=True,  # type: ignore[arg-type]
-                          min_width=max(len(x) for x in texts))
+        rt.add_column(c.head, justify=c.justify, no_wrap=c.key, overflow="fold",  # type: ignore[arg-type]
+                      width=w)
     for r, st in zip(t.rows, t.row_styles):
         rt.add_row(*(Text(r[i].text, style=r[i].style or "") for i in cols), style=st)
     return rt
+
+
+def table_width(t: Table, cols: list[int]) -> int:
+    """The narrowest width the columns ``cols`` print in (one space of padding each side, none at the
+    edges, a one-character rule between columns)."""
+    return sum(_min_width(t, i) for i in cols) + 3 * len(cols) - 3
 
 
 def panels(t: Table, width: int, measure: Any) -> list[list[int]]:
@@ -259,10 +293,7 @@ def _print_rich(t: Table, console: Any) -> None:
     width = console.width
 
     def measure(cols: list[int]) -> int:
-        from rich.measure import Measurement
-
-        m = Measurement.get(console, console.options.update(width=10**4), _rich_table(t, cols))
-        return m.minimum if any(t.columns[i].wrap for i in cols) else m.maximum
+        return table_width(t, cols)
 
     console.print()
     if t.title:
@@ -273,11 +304,11 @@ def _print_rich(t: Table, console: Any) -> None:
             console.print(f"({j + 1}/{len(groups)})", style="dim", highlight=False)
         need = measure(cols)
         if need <= width:
-            console.print(_rich_table(t, cols))
+            console.print(_rich_table(t, cols, width))
         else:  # one column wider than the console: print it whole (the terminal wraps the line), never cut
             try:
                 console.width = need + 2
-                console.print(_rich_table(t, cols), crop=False)
+                console.print(_rich_table(t, cols, need), crop=False)
             finally:
                 console.width = width
     for n in t.notes:
