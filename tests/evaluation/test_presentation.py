@@ -348,7 +348,7 @@ def test_bench_table_footnote_and_json_match_results(tmp_path) -> None:
     for name, p in res["tasks"]["gsm8k"]["policies"].items():
         row = byname[short_names(res["tasks"]["gsm8k"]["policies"])[name]]
         assert row["AIQ (paper)"] == pytest.approx(p["aiq"]["paper"])
-    notes = " ".join(js["notes"])
+    notes = " ".join(t0["notes"])  # under the first table
     assert "dearest model (gpt-4-1106-preview)" in notes and "AIQ is about 0" in notes
     assert "below 0 worse than the zero router" in notes
     assert all("…" not in h for h in t0["columns"])

@@ -95,7 +95,7 @@ def _bench_tables(result: "BenchResult", out: Out) -> None:
                        f"{r.best_model} (quality {b.points[0, 1]:.3f}, {_fmt_cost(b.points[0, 0])} per 1k queries)",
                        r.entries, r))
     groups.append((f"overall: mean of {len(result.tasks)} per-task AIQs", result.overall, None))
-    for title, entries, r in groups:
+    for k, (title, entries, r) in enumerate(groups):
         heads = [h.format(level=f"{level:.0%}") for h in BENCH_HEADS]
         if r is None:
             heads = heads[:-1]
@@ -118,11 +118,11 @@ def _bench_tables(result: "BenchResult", out: Out) -> None:
             if r is not None:
                 row.append(_money(e.extra.get("cost_to_95pct_best_model"), "never"))
             table.add(*row, style="bold" if name in ("oracle", "zero") else None)
+        if k == 0:  # the first table says what its columns mean, why the dearest model reads 0, gaps below 0
+            table.notes.extend(bench_footnote(result))
         out.table(table)
         if r is not None and any("routellm" in e.extra for e in entries.values()):
             _routellm_table(entries, out)
-    for n in bench_footnote(result):
-        out.text(n)
 
     lat = [(task, r) for task, r in result.tasks.items() if r.latency is not None]
     if lat:
