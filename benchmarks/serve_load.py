@@ -137,10 +137,10 @@ def run(base: Path, prompts: list[str], *, fail: float, in_flight: int, n: int, 
         open_store(redis)._r.flushdb()  # type: ignore[attr-defined]
     stack = Stack(base, fail, state, 1 if redis is None else 2, keys)
     try:
-        before = rss_mb(stack.procs[1].pid)
+        before = [rss_mb(p.pid) for p in stack.procs[1:]]
         key_of = (lambda i: f"k{1 + i % 2}") if budget is None else (lambda i: "k1")
         got, secs = asyncio.run(drive(stack.urls, prompts, n, in_flight, key_of))
-        after = rss_mb(stack.procs[1].pid)
+        after = [rss_mb(p.pid) for p in stack.procs[1:]]
         spent = stack.spent_upstream()
     finally:
         stack.close()
@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fail", default="0,0.1,0.5")
     ap.add_argument("--redis", default=None)
     ap.add_argument("--memory-requests", type=int, default=10_000)
+    ap.add_argument("--memory-only", action="store_true", help="Only the memory run (for each configuration)")
     a = ap.parse_args(argv)
     # a SIGTERM unwinds like an error, so every Stack's finally stops its servers
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -177,29 +178,33 @@ def main(argv: list[str] | None = None) -> int:
                            holdout=False, n_boot=10).policy, base / "casc.json")
     prompts = prompts_of(test, test.prompt_ids()[:100])
     configs = [None] + ([a.redis] if a.redis else [])
-    print("| instances | in flight | upstream failures | success | p50 ms | p99 ms | req/s | spent upstream $ "
-          "| charged to keys $ | statuses |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for redis in configs:
-        for f in (float(x) for x in a.fail.split(",")):
-            for k in (int(x) for x in a.in_flight.split(",")):
-                r = run(base, prompts, fail=f, in_flight=k, n=a.requests, redis=redis)
-                print(f"| {r['instances']} | {k} | {f:.0%} | {r['success']:.1%} | {r['p50']:.0f} | {r['p99']:.0f} "
-                      f"| {r['rps']:.0f} | {r['spent']:.6f} | {r['charged']:.6f} | {r['statuses']} |")
+    if not a.memory_only:
+        print("| instances | in flight | upstream failures | success | p50 ms | p99 ms | req/s | spent upstream $ "
+              "| charged to keys $ | statuses |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for redis in configs:
+            for f in (float(x) for x in a.fail.split(",")):
+                for k in (int(x) for x in a.in_flight.split(",")):
+                    r = run(base, prompts, fail=f, in_flight=k, n=a.requests, redis=redis)
+                    print(f"| {r['instances']} | {k} | {f:.0%} | {r['success']:.1%} | {r['p50']:.0f} | {r['p99']:.0f} "
+                          f"| {r['rps']:.0f} | {r['spent']:.6f} | {r['charged']:.6f} | {r['statuses']} |")
+                    sys.stdout.flush()
+        print("\nBudget overshoot: one key with a $0.01 daily budget, 1,000 requests, no upstream failures\n")
+        print("| instances | in flight | charged $ | overshoot $ | answered | refused (429) |")
+        print("|---|---|---|---|---|---|")
+        for redis in configs:
+            for k in (50, 500):
+                r = run(base, prompts, fail=0.0, in_flight=k, n=1000, redis=redis, budget=0.01)
+                print(f"| {r['instances']} | {k} | {r['charged']:.5f} | {max(r['charged'] - 0.01, 0):.5f} "
+                      f"| {r['statuses'].get('200', 0)} | {r['statuses'].get('429', 0)} |")
                 sys.stdout.flush()
-    print("\nBudget overshoot: one key with a $0.01 daily budget, 1,000 requests, no upstream failures\n")
-    print("| instances | in flight | charged $ | overshoot $ | answered | refused (429) |")
-    print("|---|---|---|---|---|---|")
     for redis in configs:
-        for k in (50, 500):
-            r = run(base, prompts, fail=0.0, in_flight=k, n=1000, redis=redis, budget=0.01)
-            print(f"| {r['instances']} | {k} | {r['charged']:.5f} | {max(r['charged'] - 0.01, 0):.5f} "
-                  f"| {r['statuses'].get('200', 0)} | {r['statuses'].get('429', 0)} |")
-            sys.stdout.flush()
-    r = run(base, prompts, fail=0.1, in_flight=200, n=a.memory_requests, redis=None)
-    print(f"\nMemory of the serve process over {a.memory_requests:,} requests (200 in flight, 10% upstream failures): "
-          f"RSS {r['rss_before']:.0f} MB after start, {r['rss_after']:.0f} MB after; success {r['success']:.1%}, "
-          f"{r['rps']:.0f} req/s, spent {r['spent']:.5f} vs charged {r['charged']:.5f}")
+        r = run(base, prompts, fail=0.1, in_flight=200, n=a.memory_requests, redis=redis, memory=True)
+        print(f"\nMemory over {a.memory_requests:,} requests ({r['instances']} instance(s), 200 in flight, 10% upstream "
+              f"failures): RSS per instance {', '.join(f'{b:.0f} MB' for b in r['rss_before'])} after start, "
+              f"{', '.join(f'{x:.0f} MB' for x in r['rss_after'])} after; success {r['success']:.1%}, {r['rps']:.0f} req/s, "
+              f"spent {r['spent']:.5f} vs charged {r['charged']:.5f}")
+        sys.stdout.flush()
     return 0
 
 
