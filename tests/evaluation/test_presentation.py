@@ -224,6 +224,24 @@ def test_scale_plot_marks_the_fitted_curve_below_its_grid_as_extrapolated(figure
     assert any("extrapolated" in t.get_text() for t in ax.texts)
 
 
+def test_cascade_plot_labels_models_of_equal_accuracy_once(figures, tmp_path) -> None:
+    from callwise.evaluation.report import plot_cascade
+
+    b = np.linspace(1e-4, 2e-4, 5)
+    m = SimpleNamespace(accuracy=np.linspace(0.86, 0.9, 5), auc=0.88)
+    r = SimpleNamespace(task="t", models=["org/llama3.2-3b", "llama3.1-8b", "llama3.1-70b"], budgets=b,
+                        methods={"oracle": m, "confidence": m, "confidence@offline": m, "random": m},
+                        model_accuracy={"org/llama3.2-3b": 0.889, "llama3.1-8b": 0.889, "llama3.1-70b": 0.978})
+    plot_cascade(r, tmp_path / "c.png")
+    ax = figures[-1].axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["llama3.2-3b, llama3.1-8b alone (0.889)", "llama3.1-70b alone (0.978)"], texts
+    colours = _line_colours(ax)
+    assert colours["confidence (AUC 0.8800)"] == colours["confidence@offline (AUC 0.8800)"]
+    assert len({colours[k] for k in colours if "AUC" in k and "offline" not in k}) == 3  # oracle, confidence, random
+    _assert_legend_outside(figures[-1], ax)
+
+
 def test_allocation_plot_names_methods_that_share_a_point(figures, tmp_path) -> None:
     pt = {"cost": 7.5e-4, "quality": 0.82}
     res = SimpleNamespace(evaluated=[], pareto=[], meta={"pipeline": "p"},

@@ -484,7 +484,7 @@ def plot_scale(result: "ScaleResult", path: Path) -> None:
     bk = style("best-of-k")
     ax.plot(c["best_of_k_perfect"]["k"], c["best_of_k_perfect"]["accuracy"], color=bk["color"], lw=1.1, ls="-.",
             label="best-of-K, perfect ranker")
-    ax.plot(c["best_of_k_noisy"]["k"], c["best_of_k_noisy"]["accuracy"], color=bk["color"], lw=1.1, ls=(0, (1, 1.5)),
+    ax.plot(c["best_of_k_noisy"]["k"], c["best_of_k_noisy"]["accuracy"], color=bk["color"], lw=1.1, ls=(0, (5, 1.5, 1, 1.5, 1, 1.5)),
             label=f"best-of-K, ranker accuracy {sm['best_of_k']['ranker_accuracy']}")
     log_axis(ax, "x")
     ax.set_xlabel("number of calls K (log scale)")
