@@ -251,3 +251,18 @@ def test_folder_skips_other_json_and_notes_it(tmp_path: Path, write_file) -> Non
     t = _load(tmp_path / "d")
     assert sorted(t.frame["prompt_id"].unique()) == ["x_test:0", "x_train:0"]
     assert any("skipped 1 JSON file(s)" in n and "config.json" in n for n in t.meta["notes"])
+
+
+def test_origin_split_where_a_task_has_one(tmp_path: Path, write_file) -> None:
+    """x has train/test files, y has one file: x keeps the origin split, y gets the seeded one."""
+    rec = lambda q: {"question": q, "scores": {"a": 1, "b": 0}}  # noqa: E731
+    write_file("d/x_train.json", _dump([rec("q1"), rec("q2")]))
+    write_file("d/x_test.json", _dump([rec("q3")]))
+    write_file("d/y.json", _dump([rec(f"r{i}") for i in range(10)]))
+    t = _load(tmp_path / "d")
+    assert not t.has_split
+    train, test, info = split_outcomes(t)
+    assert info["method"] == "origin" and info["fallback_tasks"] == ["y"]
+    assert sorted(train.frame.loc[train.frame["task"] == "x", "prompt_id"].unique()) == ["x_train:0", "x_train:1"]
+    assert list(test.frame.loc[test.frame["task"] == "x", "prompt_id"].unique()) == ["x_test:0"]
+    assert train.frame.loc[train.frame["task"] == "y", "prompt_id"].nunique() == 7
