@@ -148,7 +148,7 @@ def read_llmrouter(path: Path, prices: PriceTable | None = None,
         prices = read_price_file(price_path)
         out_note = "output tokens are not recorded and count 0 (costs are a lower bound: the input side only)"
     else:
-        if price_path is not None:
+        if price_path is not None and (prices.path is None or Path(prices.path).resolve() != price_path.resolve()):
             notes.append(f"prices from {prices.path or prices.source}, not {price_path.name}")
         out_note = f"output tokens = {prices.assumed_output_tokens or 0} per call (assumed_output_tokens)"
     df, prov = _routerdc.outcome_rows(parsed, prices)
