@@ -26,7 +26,13 @@ from callwise.evaluation.fit import fit_policy
 from callwise.live.http_util import BackgroundServer
 from callwise.live.replay_server import build_replay_app
 from callwise.live.server import KeyBudgets
-from callwise.live.state import MemoryStore, RedisStore, SQLiteStore, StoredLedger, open_store
+from callwise.live.state import (
+    MemoryStore,
+    RedisStore,
+    SQLiteStore,
+    StoredLedger,
+    open_store,
+)
 
 pytestmark = pytest.mark.slow
 
