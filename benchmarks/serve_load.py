@@ -157,6 +157,19 @@ def run(base: Path, prompts: list[str], *, fail: float, in_flight: int, n: int, 
             "rss_before": before, "rss_after": after, "budget": budget}
 
 
+def setup(data: Path, prefix: str) -> tuple[Path, list[str]]:
+    """A temporary folder with the MMLU table (table.parquet), a fitted kNN router (knn.json) and a
+    two-tier confidence cascade (casc.json); and 100 test prompts to send."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    table = task_table(data)
+    write_parquet(table, base / "table.parquet")
+    train, test = split(table)
+    save_policy(fit_policy(train, "knn", budget=0.0003, holdout=False, n_boot=10).policy, base / "knn.json")
+    save_policy(fit_policy(train, "confidence-cascade", params={"models": [SMALL, LARGE]}, budget=0.0003,
+                           holdout=False, n_boot=10).policy, base / "casc.json")
+    return base, prompts_of(test, test.prompt_ids()[:100])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -169,14 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     # a SIGTERM unwinds like an error, so every Stack's finally stops its servers
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    base = Path(tempfile.mkdtemp(prefix="callwise-load-"))
-    table = task_table(a.data)
-    write_parquet(table, base / "table.parquet")
-    train, test = split(table)
-    save_policy(fit_policy(train, "knn", budget=0.0003, holdout=False, n_boot=10).policy, base / "knn.json")
-    save_policy(fit_policy(train, "confidence-cascade", params={"models": [SMALL, LARGE]}, budget=0.0003,
-                           holdout=False, n_boot=10).policy, base / "casc.json")
-    prompts = prompts_of(test, test.prompt_ids()[:100])
+    base, prompts = setup(a.data, "callwise-load-")
     configs = [None] + ([a.redis] if a.redis else [])
     if not a.memory_only:
         print("| instances | in flight | upstream failures | success | p50 ms | p99 ms | req/s | spent upstream $ "

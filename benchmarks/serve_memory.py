@@ -22,20 +22,14 @@ import gc
 import signal
 import subprocess
 import sys
-import tempfile
 import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_load import ADMIN, drive, free_port, rss_mb, wait_up  # noqa: E402
+from serve_load import ADMIN, drive, free_port, rss_mb, setup, wait_up  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from livekit import LARGE, SMALL, prompts_of, split, task_table  # noqa: E402
 
 from callwise.cli import build_server  # noqa: E402
-from callwise.core.policy_files import save_policy  # noqa: E402
-from callwise.evaluation.fit import fit_policy  # noqa: E402
-from callwise.io import write_parquet  # noqa: E402
 from callwise.live.http_util import BackgroundServer  # noqa: E402
 
 
@@ -50,14 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     import os
 
-    base = Path(tempfile.mkdtemp(prefix="callwise-mem-"))
-    table = task_table(a.data)
-    write_parquet(table, base / "table.parquet")
-    train, test = split(table)
-    save_policy(fit_policy(train, "knn", budget=0.0003, holdout=False, n_boot=10).policy, base / "knn.json")
-    save_policy(fit_policy(train, "confidence-cascade", params={"models": [SMALL, LARGE]}, budget=0.0003,
-                           holdout=False, n_boot=10).policy, base / "casc.json")
-    prompts = prompts_of(test, test.prompt_ids()[:100])
+    base, prompts = setup(a.data, "callwise-mem-")
     up_port = free_port()
     up = subprocess.Popen([sys.executable, "-m", "callwise.cli", "replay-server", str(base / "table.parquet"),
                            "--port", str(up_port), "--fail-rate", str(a.fail), "--seed", "7"],
