@@ -28,7 +28,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_load import ADMIN, drive, free_port, rss_mb, setup, wait_up  # noqa: E402
 
-
 from callwise.cli import build_server  # noqa: E402
 from callwise.live.http_util import BackgroundServer  # noqa: E402
 
