@@ -431,7 +431,16 @@ class PolicyServer:
     # -- the app ----------------------------------------------------------------------------------------
     def app(self) -> FastAPI:
         """The FastAPI application."""
-        app = FastAPI(title="callwise", docs_url=None, redoc_url=None, openapi_url=None)
+        from contextlib import asynccontextmanager
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> Any:
+            # the transport loads before the server accepts a connection, so /health says ok only
+            # once a request can be served without a multi-second import on its path
+            await run_in_threadpool(self.backend.warm)
+            yield
+
+        app = FastAPI(title="callwise", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
         install_openai_errors(app)
 
         def fail(e: RequestError) -> Any:
