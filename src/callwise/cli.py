@@ -418,6 +418,8 @@ def _write_outputs(result: Any, out: Path, plots: Any = None) -> None:
         try:
             write_report(json.loads(text), tmp / "report.html")
         except Exception as e:  # the page only shows results.json: a fault in it must not lose the results
+            if os.environ.get("CALLWISE_STRICT_REPORT"):  # tests: a page that fails is a failure, not a warning
+                raise
             typer.echo(f"warning: report.html not written ({type(e).__name__}: {e})", err=True)
         (plots or write_plots)(result, tmp)
         for f in tmp.iterdir():

@@ -137,7 +137,8 @@ def aiq(curve: Curve, c_min: float, c_max: float, normalisation: AIQNormalisatio
 
     See the module docstring for the two normalisations. Degenerate ranges: with c_max == c_min
     the ``paper`` AIQ is R̃(c_min) (0 if the curve starts above it); with c_max == 0 the
-    ``routerbench-code`` AIQ is R̃(0).
+    ``routerbench-code`` AIQ is R̃(0). A range that is zero up to float noise is not caught here: see
+    :func:`range_has_width`, which ``callwise bench`` checks before reporting an AIQ.
     """
     if normalisation == "paper":
         if c_max <= c_min:
@@ -148,6 +149,23 @@ def aiq(curve: Curve, c_min: float, c_max: float, normalisation: AIQNormalisatio
             return float(curve.quality[0]) if curve.cost[0] <= 0 else 0.0
         return area(curve, curve.cost[0], c_max) / c_max
     raise ValueError(f"unknown AIQ normalisation {normalisation!r}; expected one of {NORMALISATIONS}")
+
+
+#: A cost range narrower than this share of its costs has no real width (float noise of equal prices).
+RANGE_REL_TOL = 1e-9
+
+
+def range_has_width(c_min: float, c_max: float, rel: float = RANGE_REL_TOL) -> bool:
+    """Whether ``[c_min, c_max]`` is a real range: ``c_max - c_min > rel * max(|c_min|, |c_max|, tiny)``.
+
+    When every compared policy costs the same (one price for every model, say) the shared range is
+    zero up to float noise, and AIQ, an average over that range, is undefined: the area over a width of
+    1e-19 divided by that width is noise. Callers then report AIQ as undefined (``None``), not a number.
+    """
+    lo, hi = float(c_min), float(c_max)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return False
+    return hi - lo > rel * max(abs(lo), abs(hi), np.finfo(float).tiny)
 
 
 def shared_range(point_sets: Iterable[Iterable[float]]) -> tuple[float, float]:

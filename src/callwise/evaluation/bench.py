@@ -29,6 +29,7 @@ from ..core.frontier import (
     ndch,
     oracle_curve,
     quality_at_budget,
+    range_has_width,
     shared_range,
 )
 from ..core.outcomes import OutcomeTable
@@ -44,6 +45,9 @@ AIQ_DESCRIPTIONS = {
                         "divided by c_max (RouterBench code)",
 }
 TARGET_SHARE = 0.95
+#: Why a task has no AIQ (nor gap closed): its shared cost range has no width (see
+#: :func:`~callwise.core.frontier.range_has_width`), e.g. one price for every model.
+AIQ_UNDEFINED = "all models cost the same on this task: AIQ needs a cost range; compare top quality"
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,7 +65,7 @@ class Entry:
     quality: np.ndarray | None
     points: np.ndarray  # (k, 2)
     curve: Curve
-    aiq: dict[str, float] = field(default_factory=dict)
+    aiq: dict[str, float | None] = field(default_factory=dict)  # None: undefined (no cost range)
     aiq_ci: dict[str, list[float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     shares: dict[str, np.ndarray] | None = None  # model -> (k,) share of queries calling it, per point
@@ -130,9 +134,18 @@ class TaskResult:
     best_model: str
     latency: dict[str, Any] | None = None  # the quality–latency plane (bench axis="latency")
 
+    @property
+    def aiq_defined(self) -> bool:
+        """False where the task's cost range has no width (every model costs the same): AIQ and gap
+        closed are then None (null in results.json, n/a in the tables)."""
+        return range_has_width(*self.cost_range)
+
     def to_dict(self) -> dict[str, Any]:
         out = {"n_train": self.n_train, "n_test": self.n_test, "cost_range": list(self.cost_range),
+               "aiq_defined": self.aiq_defined,
                "best_single_model": self.best_model, "policies": {k: e.to_dict() for k, e in self.entries.items()}}
+        if not self.aiq_defined:
+            out["notes"] = [AIQ_UNDEFINED]
         if self.latency is not None:
             out["latency"] = self.latency
         return out
@@ -181,18 +194,22 @@ def _latency_plane(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarra
     pts["oracle"] = np.column_stack([oc.cost, oc.quality])
     curves = {n: (oc if n == "oracle" else ndch(p[:, 0], p[:, 1])) for n, p in pts.items()}
     lo, hi = _range(pts.values())
+    wide = range_has_width(lo, hi)  # every call as fast as every other: no latency range, no AIQ
     out = {}
     for n in entries:
         if n in pts:
             out[n] = {"points": [[float(x), float(y)] for x, y in pts[n]], "hull": curves[n].to_list(),
-                      "aiq": {norm: aiq(curves[n], lo, hi, norm) for norm in NORMALISATIONS}}
+                      "aiq": {norm: aiq(curves[n], lo, hi, norm) if wide else None for norm in NORMALISATIONS}}
     return {"range_s": [lo, hi], "entries": out}
 
 
 def _aiqs(entries: dict[str, Entry]) -> tuple[float, float]:
+    """Each entry's AIQ over the task's shared cost range (returned); None where that range has no
+    width (:data:`AIQ_UNDEFINED`): an average over a range of float noise is noise."""
     lo, hi = _range(e.points for e in entries.values())
+    wide = range_has_width(lo, hi)
     for e in entries.values():
-        e.aiq = {n: aiq(e.curve, lo, hi, n) for n in NORMALISATIONS}
+        e.aiq = {n: aiq(e.curve, lo, hi, n) if wide else None for n in NORMALISATIONS}
     return lo, hi
 
 
@@ -222,11 +239,16 @@ def _bootstrap(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, l
         curves["oracle"] = oracle_curve(q0[idx], c0[idx], oracle)
         pts.append(np.column_stack([curves["oracle"].cost, curves["oracle"].quality]))
         lo, hi = _range(pts)
+        wide = range_has_width(lo, hi)
         for n in entries:
-            out[n][b] = [aiq(curves[n], lo, hi, norm) for norm in NORMALISATIONS]
+            out[n][b] = [aiq(curves[n], lo, hi, norm) if wide else np.nan for norm in NORMALISATIONS]
     a = (1 - level) / 2
     for n, e in entries.items():
-        qs = np.quantile(out[n], [a, 1 - a], axis=0)
+        ok = np.isfinite(out[n]).all(axis=1)  # resamples without a cost range have no AIQ
+        if not ok.any():
+            e.aiq_ci = {}
+            continue
+        qs = np.quantile(out[n][ok], [a, 1 - a], axis=0)
         e.aiq_ci = {norm: [float(qs[0, k]), float(qs[1, k])] for k, norm in enumerate(NORMALISATIONS)}
     return out
 
@@ -242,10 +264,13 @@ def _targets(entries: dict[str, Entry], best: Entry) -> None:
 
 
 def _gap_closed(entries: dict[str, Entry]) -> None:
-    """Share of the zero-to-oracle AIQ gap each entry closes (paper normalisation): 0 = zero router, 1 = oracle."""
-    z, o = entries["zero"].aiq["paper"], entries["oracle"].aiq["paper"]
+    """Share of the zero-to-oracle AIQ gap each entry closes (paper normalisation): 0 = zero router, 1 = oracle;
+    None where an AIQ is undefined or the oracle is not above the zero router."""
+    z, o = entries["zero"].aiq.get("paper"), entries["oracle"].aiq.get("paper")
     for e in entries.values():
-        e.extra["gap_closed"] = (e.aiq["paper"] - z) / (o - z) if o - z > 1e-12 else None
+        a = e.aiq.get("paper")
+        ok = a is not None and z is not None and o is not None and o - z > 1e-12
+        e.extra["gap_closed"] = (a - z) / (o - z) if ok else None
 
 
 def _routellm(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], strong: str) -> None:
@@ -278,10 +303,19 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         overall = {k: e.to_dict() for k, e in self.overall.items()}
+        left = self.aiq_left_out()
+        rule = "mean of the per-task AIQs over the tasks where the policy ran"
+        if left:
+            rule += f", leaving out the {len(left)} task(s) without a cost range (AIQ undefined there)"
         return {**self.meta, "tasks": {t: r.to_dict() for t, r in self.tasks.items()},
-                "overall": {"aiq_rule": "mean of the per-task AIQs over the tasks where the policy ran",
+                "overall": {"aiq_rule": rule,
+                            "aiq_left_out": {"tasks": left, "why": AIQ_UNDEFINED} if left else {"tasks": []},
                             "points_rule": "mean over the test prompts of all tasks",
                             "policies": overall}}
+
+    def aiq_left_out(self) -> list[str]:
+        """The tasks whose AIQ is undefined (no cost range), which the overall mean AIQ leaves out."""
+        return [t for t, r in self.tasks.items() if not r.aiq_defined]
 
 
 def default_policies() -> dict[str, Callable[[OutcomeTable], Policy | None]]:
@@ -383,7 +417,8 @@ def _overall(test: OutcomeTable, results: dict[str, TaskResult], boots: dict[str
     for n in names:
         present = [r.entries[n] for r in results.values() if n in r.entries]
         fam = present[0].family
-        aiqs = {norm: float(np.mean([e.aiq[norm] for e in present])) for norm in NORMALISATIONS}
+        defined = [e for e in present if all(e.aiq.get(norm) is not None for norm in NORMALISATIONS)]
+        aiqs = {norm: float(np.mean([e.aiq[norm] for e in defined])) if defined else None for norm in NORMALISATIONS}
         if n == "oracle":
             curve = oracle_curve(q0, c0, oracle)
             pts = np.column_stack([curve.cost, curve.quality])
@@ -396,9 +431,13 @@ def _overall(test: OutcomeTable, results: dict[str, TaskResult], boots: dict[str
                 q = np.vstack([p[1] for p in parts])
                 pts = np.column_stack([c.mean(axis=0), q.mean(axis=0)])
             curve = ndch(pts[:, 0], pts[:, 1]) if len(pts) else Curve(np.array([np.nan]), np.array([np.nan]))
-        e = Entry(n, fam, present[0].params, None, None, pts, curve, aiqs, extra={"n_tasks": len(present)})
+        extra: dict[str, Any] = {"n_tasks": len(present)}
+        if len(defined) < len(present):
+            extra["n_tasks_aiq"] = len(defined)  # tasks in its mean AIQ (the others have no cost range)
+        e = Entry(n, fam, present[0].params, None, None, pts, curve, aiqs, extra=extra)
         overall[n] = e
-        runs = [boots[t][n] for t in results if n in results[t].entries and n in boots.get(t, {})]
+        runs = [boots[t][n] for t in results if n in results[t].entries and n in boots.get(t, {})
+                and results[t].aiq_defined]
         if runs:
             m = np.mean(np.stack(runs), axis=0)  # (B, 2): mean over tasks of resampled per-task AIQs
             a = (1 - level) / 2

@@ -62,6 +62,10 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 _OTHER = "#bcbd22"
 _COST_LABEL = "$ / 1k queries"
 _MISSING = "—"
+#: What a cell shows for a number that is undefined rather than missing (AIQ without a cost range).
+_NA = "n/a"
+#: Why a bench task has no AIQ (the text of ``callwise.evaluation.bench.AIQ_UNDEFINED``).
+_AIQ_UNDEFINED = "all models cost the same on this task: AIQ needs a cost range; compare top quality"
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,24 +167,28 @@ class _Doc:
     n_figures: int = 0
 
     # -- cells ------------------------------------------------------------------------------
-    def num(self, path: Path_, fmt: str = "g", tag: str = "span") -> str:
-        """One number of the payload, shown with ``fmt`` and tagged with its JSON path and value."""
+    def num(self, path: Path_, fmt: str = "g", tag: str = "span", missing: str = _MISSING) -> str:
+        """One number of the payload, shown with ``fmt`` and tagged with its JSON path and value; a null
+        shows ``missing`` (still tagged), a path the payload lacks an untagged dash."""
+        if not _has(self.payload, path):
+            return _MISSING
         v = _get(self.payload, path)
         scale, f = FORMATS[fmt]
         attrs = f' data-path="{_attr(json.dumps(list(path)))}" data-value="{_attr(json.dumps(v))}"'
         if scale != 1.0:
             attrs += f' data-scale="{scale:g}"'
-        if v is None:
-            return f'<{tag} class="num missing"{attrs}>{_MISSING}</{tag}>'
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return f'<{tag} class="num missing"{attrs}>{html.escape(missing)}</{tag}>'
         if not _is_num(v):
             return html.escape(str(v))
         return f'<{tag} class="num"{attrs}>{html.escape(f(v * scale))}</{tag}>'
 
-    def ci(self, path: Path_, fmt: str = "q") -> str:
-        """A ``[low, high]`` pair of the payload as "low – high" (each number tagged), or a dash."""
-        v = _get(self.payload, path)
+    def ci(self, path: Path_, fmt: str = "q", missing: str = _MISSING) -> str:
+        """A ``[low, high]`` pair of the payload as "low – high" (each number tagged), or ``missing``
+        (where the payload has no such pair: no bootstrap, or nothing to bootstrap)."""
+        v = _get_opt(self.payload, path)
         if not isinstance(v, (list, tuple)) or len(v) != 2:
-            return _MISSING
+            return f'<span class="missing">{html.escape(missing)}</span>'
         return f'<span class="ci">{self.num([*path, 0], fmt)} – {self.num([*path, 1], fmt)}</span>'
 
     def value(self, path: Path_, fmt: str = "g") -> str:
@@ -483,14 +491,21 @@ def _go() -> Any:
 
 def _hull_line(go: Any, hull: Sequence[Sequence[float]], scale: float, name: str, style: Mapping[str, Any],
                group: str, showlegend: bool, hover: list[str] | None = None) -> list[Any]:
-    """A hull drawn truthfully on a log axis (straight in linear cost), with hover on its vertices."""
-    h = np.asarray(hull, float).reshape(-1, 2)
+    """A hull drawn truthfully on a log axis (straight in linear cost), with hover on its vertices.
+    Vertices with a null or infinite coordinate are left off (with their hover text)."""
+    keep = [i for i, v in enumerate(hull or []) if _finite_pair(v)]
+    h = np.asarray([hull[i] for i in keep], float).reshape(-1, 2)
+    if hover is not None:
+        hover = [hover[i] for i in keep if i < len(hover)]
     if not len(h):
         return []
     xs, ys = densify(h[:, 0], h[:, 1], per_segment=20)
-    traces = [go.Scatter(x=xs * scale, y=ys, mode="lines", name=name, legendgroup=group, showlegend=showlegend,
+    one = len(h) == 1  # a hull of one vertex (every point at one cost) draws no line: mark it
+    traces = [go.Scatter(x=xs * scale, y=ys, mode="lines+markers" if one else "lines", name=name, legendgroup=group,
+                         showlegend=showlegend,
                          line=dict(color=style["color"], dash=style["dash"], width=style["width"]),
-                         hoverinfo="skip")]
+                         marker=dict(color=style["color"], size=14, symbol="line-ew-open", line=dict(width=3))
+                         if one else None, hoverinfo="skip")]
     if hover is not None:
         traces.append(go.Scatter(x=h[:, 0] * scale, y=h[:, 1], mode="markers", name=name, legendgroup=group,
                                  showlegend=False, marker=dict(color=style["color"], size=5, opacity=0.0),
@@ -498,15 +513,21 @@ def _hull_line(go: Any, hull: Sequence[Sequence[float]], scale: float, name: str
     return traces
 
 
+def _finite_pair(v: Any) -> bool:
+    """Whether ``v`` is an ``[x, y]`` of two finite numbers (a point of results.json that can be drawn)."""
+    return (isinstance(v, (list, tuple)) and len(v) == 2
+            and all(_is_num(x) and math.isfinite(x) for x in v))
+
+
 def _log_ok(values: Iterable[float]) -> bool:
-    v = [x for x in values if x is not None]
+    v = [x for x in values if _is_num(x) and math.isfinite(x)]
     return bool(v) and min(v) > 0
 
 
 def _log_x(fig: Any, values: Iterable[float]) -> None:
     """A log x axis labelled as plain numbers at 1, 2 and 5 times powers of ten (every integer multiple
     where the range holds fewer than three of those), so labels never overlap or shrink to digits."""
-    v = [float(x) for x in values if x is not None and x > 0]
+    v = [float(x) for x in values if _is_num(x) and math.isfinite(x) and x > 0]
     if not v:
         return
     lo, hi = min(v) / 1.15, max(v) * 1.15
@@ -546,12 +567,19 @@ def _plane_figure(task: str, entries: Mapping[str, Mapping[str, Any]], families:
     for name, e in entries.items():
         fam = families.get(name, "")
         st = styles(name)
-        pts = np.asarray(e.get("points") or [], float).reshape(-1, 2)
-        hull = e.get("hull") or []
-        xs_all += [float(x) for x in pts[:, 0]] + [float(p[0]) for p in hull]
+        # points and hull vertices with a null (or infinite) coordinate are left off the plot: a policy
+        # that never reached a cost, or an overall curve that could not be pooled
+        raw = e.get("points") or []
+        idx = [j for j, v in enumerate(raw) if _finite_pair(v)]
+        pts = np.asarray([raw[j] for j in idx], float).reshape(-1, 2)
+        hull = [v for v in (e.get("hull") or []) if _finite_pair(v)]
+        xs_all += [float(x) for x in pts[:, 0]] + [float(v[0]) for v in hull]
+        if not len(pts) and not hull:
+            continue
         aiq = (e.get("aiq") or {}).get("paper")
-        label = f"{name} (AIQ {aiq:.3f})" if aiq is not None and fam != "single" else name
-        hover = [_policy_hover(task, name, e, j, float(x), float(y), xlabel, xfmt) for j, (x, y) in enumerate(pts)]
+        shown = f"AIQ {aiq:.3f}" if _is_num(aiq) else "AIQ n/a" if "paper" in (e.get("aiq") or {}) else ""
+        label = f"{name} ({shown})" if shown and fam != "single" else name
+        hover = [_policy_hover(task, name, e, j, float(x), float(y), xlabel, xfmt) for j, (x, y) in zip(idx, pts)]
         if fam == "single":
             fig.add_trace(go.Scatter(x=pts[:, 0] * scale, y=pts[:, 1], mode="markers", name=label, legendgroup=name,
                                      marker=dict(color=st["color"], size=12, symbol=st["symbol"],
@@ -582,24 +610,29 @@ def _plane_figure(task: str, entries: Mapping[str, Mapping[str, Any]], families:
 
 
 def _bench_table(doc: _Doc, base: list[Any], entries: Mapping[str, Mapping[str, Any]], level: float,
-                 caption: str, overall: bool = False) -> None:
+                 caption: str, overall: bool = False, aiq_defined: bool = True) -> None:
+    """A bench table; ``aiq_defined=False`` (a task without a cost range): its AIQs and gaps read n/a."""
     rows = []
     for name, e in entries.items():
         p = [*base, name]
         hull = e.get("hull") or []
-        top = len(hull) - 1
+        # the top of the hull: its last vertex with a finite cost and quality (none: a curve not pooled)
+        top = max((i for i, v in enumerate(hull) if _finite_pair(v)), default=-1)
+        na = not aiq_defined or (e.get("aiq") or {}).get("paper", 0) is None  # undefined, not missing
+        undefined = _NA if na else _MISSING
         row = [html.escape(name), html.escape(str(e.get("family", ""))),
-               doc.num([*p, "aiq", "paper"], "q"), doc.ci([*p, "aiq_ci", "paper"]) if "aiq_ci" in e else _MISSING,
-               doc.num([*p, "aiq", "routerbench-code"], "q"),
+               doc.num([*p, "aiq", "paper"], "q", missing=undefined),
+               doc.ci([*p, "aiq_ci", "paper"], missing=undefined),
+               doc.num([*p, "aiq", "routerbench-code"], "q", missing=undefined),
                doc.num([*p, "hull", top, 1], "q") if top >= 0 else _MISSING,
                doc.num([*p, "hull", top, 0], "cost") if top >= 0 else _MISSING]
         if overall:
-            row += [doc.num([*p, "n_tasks"], "int") if "n_tasks" in e else _MISSING]
+            row += [doc.num([*p, "n_tasks"], "int") + (f" (AIQ over {doc.num([*p, 'n_tasks_aiq'], 'int')})"
+                                                       if "n_tasks_aiq" in e else "")]
         else:
-            row += [doc.num([*p, "cost_to_95pct_best_model"], "cost") if "cost_to_95pct_best_model" in e else _MISSING,
-                    doc.num([*p, "quality_at_best_model_cost"], "q") if "quality_at_best_model_cost" in e
-                    else _MISSING]
-        row += [doc.num([*p, "gap_closed"], "signed") if "gap_closed" in e else _MISSING]
+            row += [doc.num([*p, "cost_to_95pct_best_model"], "cost", missing="never"),
+                    doc.num([*p, "quality_at_best_model_cost"], "q")]
+        row += [doc.num([*p, "gap_closed"], "signed", missing=undefined)]
         rows.append(row)
     heads: list[str | tuple[str, str]] = [
         "policy", "family", ("AIQ (paper)", doc.payload.get("aiq_normalisations", {}).get("paper", "")),
@@ -612,7 +645,8 @@ def _bench_table(doc: _Doc, base: list[Any], entries: Mapping[str, Mapping[str, 
     else:
         targets = doc.payload.get("targets", {})
         heads += [(f"cost to 95% of best model ({_COST_LABEL})", targets.get("cost_to_95pct_best_model", "")),
-                  ("quality at best model's cost", targets.get("quality_at_best_model_cost", ""))]
+                  ("quality at best model's cost", targets.get("quality_at_best_model_cost", "") + " (—: the "
+                   "hull starts above that cost)")]
     heads += [("gap closed", "share of the AIQ gap between the zero router (0) and the oracle (1) the policy "
                "closes; negative: below the zero router (a single model alone scores below the hull of all)")]
     doc.table(heads, rows, caption, name="/".join(map(str, base)))
@@ -640,15 +674,20 @@ def _bench(doc: _Doc) -> None:
                     doc.ci([*base, "cost_range"], "cost"), html.escape(str(t.get("best_single_model", "")))]],
                   name=f"tasks/{task}/summary")
         entries = t.get("policies", {})
+        defined = t.get("aiq_defined", True) is not False
+        if not defined:
+            for note in t.get("notes") or [_AIQ_UNDEFINED]:
+                doc.para(f"AIQ and gap closed n/a: {note}.", "note")
         families = {n: str(e.get("family", "")) for n, e in entries.items()}
         doc.figure(_plane_figure(task, entries, families, False, f"{task}: quality against cost", estimated),
                    "Each policy's configurations (markers) and its hull (line). The zero router is the hull of the "
                    "single models; the oracle reads correctness (an upper bound).")
-        _bench_table(doc, [*base, "policies"], entries, level, f"{task}: every policy")
-        doc.para("AIQ counts 0 below a curve's cheapest point, so the dearest single model (one point at the top "
-                 "of the cost range) scores about 0. Gap closed = (AIQ − the zero router's) / (the oracle's − the "
-                 "zero router's): 0 for the zero router, 1 for the oracle, negative for a policy under the zero "
-                 "router's hull (a single model alone, for one).", "sub")
+        _bench_table(doc, [*base, "policies"], entries, level, f"{task}: every policy", aiq_defined=defined)
+        if defined:
+            doc.para("AIQ counts 0 below a curve's cheapest point, so the dearest single model (one point at the "
+                     "top of the cost range) scores about 0. Gap closed = (AIQ − the zero router's) / (the oracle's − "
+                     "the zero router's): 0 for the zero router, 1 for the oracle, negative for a policy under the "
+                     "zero router's hull (a single model alone, for one).", "sub")
         rl = [(n, e) for n, e in entries.items() if isinstance(e.get("routellm"), dict)]
         if rl:
             doc.table(["policy", "strong model", "weak model", ("APGR", "average performance gap recovered"),
@@ -674,6 +713,10 @@ def _bench(doc: _Doc) -> None:
     if ov.get("policies"):
         doc.section("overall")
         doc.para(f"AIQ: {ov.get('aiq_rule', '')}; points: {ov.get('points_rule', '')}.")
+        left = (ov.get("aiq_left_out") or {}).get("tasks") or []
+        if left:
+            doc.para(f"The overall AIQ leaves out {len(left)} task(s) where all models cost the same (AIQ needs a "
+                     f"cost range): {', '.join(map(str, left))}.", "note")
         entries = ov["policies"]
         families = {n: str(e.get("family", "")) for n, e in entries.items()}
         doc.figure(_plane_figure("overall", entries, families, False, "overall: quality against cost", estimated))

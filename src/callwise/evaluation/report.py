@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.frontier import densify
-from .tables import Cell, Out, Table, cell, count, escape, per_1k, short_names, usd
+from .tables import NA, Cell, Out, Table, cell, count, escape, per_1k, short_names, usd
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -47,6 +47,11 @@ BENCH_HEADS = ("policy", "AIQ (paper)", "AIQ {level} CI", "AIQ (RouterBench code
                "$/1k queries at top", "gap closed", "$/1k queries to 95% of best model")
 
 
+def _aiq_cell(x: Any) -> Cell:
+    """An AIQ cell: ``n/a`` where it is undefined (None: the task has no cost range)."""
+    return cell(None, NA) if x is None else _num(x)
+
+
 def bench_footnote(result: "BenchResult") -> list[str]:
     """Why the dearest single model's AIQ is about 0 and how gap closed can be far below 0."""
     lines = ["AIQ (paper): the hull's area over the shared cost range [c_min, c_max] divided by its width; AIQ "
@@ -55,13 +60,16 @@ def bench_footnote(result: "BenchResult") -> list[str]:
              "single model's quality (never: it does not)."]
     dear = []
     for t, r in result.tasks.items():
+        if not r.aiq_defined:  # every model costs the same there: no dearest model, no AIQ
+            continue
         singles = [(float(e.points[0, 0]), n) for n, e in r.entries.items() if e.family == "single" and len(e.points)]
         if singles:
             dear.append(max(singles)[1].split("/")[-1])
     which = ", ".join(sorted(set(dear))) or "the dearest model"
-    lines.append(f"A single model is one point: its curve is 0 below its cost and flat above it. The dearest model "
-                 f"({which}) sits at c_max, so it covers none of the shared range and its AIQ is about 0: it is the "
-                 f"most expensive way to get its quality, not a bad model.")
+    if dear or all(r.aiq_defined for r in result.tasks.values()):
+        lines.append(f"A single model is one point: its curve is 0 below its cost and flat above it. The dearest "
+                     f"model ({which}) sits at c_max, so it covers none of the shared range and its AIQ is about 0: "
+                     f"it is the most expensive way to get its quality, not a bad model.")
     lines.append("gap closed = (AIQ - zero router's) / (oracle's - zero router's): 0 is the zero router (mixing single "
                  "models), 1 the oracle, below 0 worse than the zero router. Where the oracle is barely above the zero "
                  "router the gap is small, so a policy a little below the zero router can read -3 or less.")
@@ -94,7 +102,12 @@ def _bench_tables(result: "BenchResult", out: Out) -> None:
         groups.append((f"{t}: {count(r.n_train)} train / {count(r.n_test)} test prompts; best single model "
                        f"{r.best_model} (quality {b.points[0, 1]:.3f}, {_fmt_cost(b.points[0, 0])} per 1k queries)",
                        r.entries, r))
-    groups.append((f"overall: mean of {len(result.tasks)} per-task AIQs", result.overall, None))
+    left = result.aiq_left_out()
+    title = f"overall: mean of {len(result.tasks) - len(left)} per-task AIQs"
+    if left:
+        title += (f" ({len(left)} task(s) left out, where all models cost the same and AIQ is undefined: "
+                  f"{', '.join(left)})")
+    groups.append((title, result.overall, None))
     for k, (title, entries, r) in enumerate(groups):
         heads = [h.format(level=f"{level:.0%}") for h in BENCH_HEADS]
         if r is None:
@@ -109,15 +122,22 @@ def _bench_tables(result: "BenchResult", out: Out) -> None:
             if r is None and n_tasks is not None and n_tasks < len(result.tasks):
                 label = f"{label} ({n_tasks} tasks)"
             gap = e.extra.get("gap_closed")
-            show_gap = gap is not None and e.family not in ("single", "oracle")
-            row = [cell(label), _num(e.aiq["paper"]),
-                   cell((float(ci[0]), float(ci[1])), f"{ci[0]:.3f}-{ci[1]:.3f}") if ci else cell(None, "-"),
-                   _num(e.aiq["routerbench-code"]), _num(e.curve.quality[-1] if ok else None),
+            na = e.aiq.get("paper") is None  # no cost range (every model costs the same): AIQ undefined
+            has_gap = e.family not in ("single", "oracle")
+            row = [cell(label), _aiq_cell(e.aiq.get("paper")),
+                   cell((float(ci[0]), float(ci[1])), f"{ci[0]:.3f}-{ci[1]:.3f}") if ci
+                   else cell(None, NA if na else "-"),
+                   _aiq_cell(e.aiq.get("routerbench-code")), _num(e.curve.quality[-1] if ok else None),
                    _money(float(e.curve.cost[-1]) if ok else None),
-                   cell(float(gap), f"{gap:+.2f}") if show_gap else cell(None, "")]
+                   cell(float(gap), f"{gap:+.2f}") if has_gap and gap is not None
+                   else cell(None, NA if has_gap and na else "")]
             if r is not None:
                 row.append(_money(e.extra.get("cost_to_95pct_best_model"), "never"))
             table.add(*row, style="bold" if name in ("oracle", "zero") else None)
+        if r is not None and not r.aiq_defined:
+            from .bench import AIQ_UNDEFINED
+
+            table.notes.append(f"AIQ, gap closed n/a: {AIQ_UNDEFINED}.")
         if k == 0:  # the first table says what its columns mean, why the dearest model reads 0, gaps below 0
             table.notes.extend(bench_footnote(result))
         out.table(table)
@@ -175,9 +195,11 @@ def plot_task(title: str, entries: dict[str, "Entry"], path: Path, costs_estimat
         if not len(e.curve) or not np.isfinite(e.curve.cost).all():
             continue
         s = style(name, e.family)
-        label = f"{name} (AIQ {e.aiq.get('paper', float('nan')):.3f})"
+        a = e.aiq.get("paper")
+        shown = "AIQ n/a" if a is None else f"AIQ {a:.3f}"  # n/a: no cost range (every model costs the same)
+        label = f"{name} ({shown})"
         if name == "zero":
-            label = f"zero router: mixes of single models (AIQ {e.aiq.get('paper', float('nan')):.3f})"
+            label = f"zero router: mixes of single models ({shown})"
         xs, ys = densify(e.curve.cost, e.curve.quality)
         end = {"marker": s["marker"], "markevery": [len(xs) - 1], "ms": 5} if s.get("marker") else {}
         ax.plot(xs * scale, ys, label=label, **line_kw(s), **end)

@@ -26,6 +26,8 @@ from typing import Any, Iterable, Sequence
 
 #: The output formats of ``--format``.
 OUTPUT_FORMATS = ("table", "csv", "json", "md")
+#: What a cell shows for a number that is undefined (not merely missing), e.g. AIQ without a cost range.
+NA = "n/a"
 
 
 # -- numbers ------------------------------------------------------------------------------------------
@@ -388,5 +390,5 @@ def kv_table(title: str | None, items: Sequence[tuple[str, Any]], heads: tuple[s
     return t
 
 
-__all__ = ["Cell", "Column", "OUTPUT_FORMATS", "Out", "Table", "cell", "count", "kv_table", "panels",
+__all__ = ["NA", "Cell", "Column", "OUTPUT_FORMATS", "Out", "Table", "cell", "count", "kv_table", "panels",
            "parse_csv_blocks", "per_1k", "plain_text", "render_csv", "render_json", "render_md", "short_names", "usd"]
