@@ -33,7 +33,7 @@ def test_unknown_file_type_txt(write_file) -> None:
     msg = _msg(ei)
     assert "outcomes.txt" in msg
     assert "unknown format" in msg and "'.txt'" in msg
-    assert "'.csv'" in msg and "--format" in msg  # what was expected, and the way out
+    assert "'.csv'" in msg and "--input-format" in msg  # what was expected, and the way out
     assert ei.value.file == str(path)
 
 
@@ -44,7 +44,7 @@ def test_csv_with_unrelated_columns(write_file) -> None:
     msg = _msg(ei)
     assert "weird.csv" in msg
     assert "cannot detect the format" in msg and "['foo', 'bar', 'baz']" in msg
-    assert "--format" in msg and "routerbench" in msg and "long" in msg and "--map" in msg
+    assert "--input-format" in msg and "routerbench" in msg and "long" in msg and "--map" in msg
 
 
 def test_unknown_format_name(write_file, long_csv_text: str) -> None:

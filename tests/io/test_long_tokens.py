@@ -135,7 +135,7 @@ def test_undetectable_json_list_lists_only_its_own_fields(write_file) -> None:
     with pytest.raises(FormatError) as ei:
         callwise.load(path)
     msg = str(ei.value)
-    assert msg.startswith(f"{path}: cannot detect the format from its columns ['foo', 'bar']; pass --format")
+    assert msg.startswith(f"{path}: cannot detect the format from its columns ['foo', 'bar']; pass --input-format")
     assert "__line__" not in msg and "routerdc" in msg and "llmrouter" in msg
 
 

@@ -35,6 +35,7 @@ from ..core.costs import CostModel
 from ..core.errors import PolicyError
 from ..core.fixed import train_cheapest_and_best
 from ..core.hashing import query_uniforms
+from ..core.money import usd
 from ..core.outcomes import DenseView, OutcomeTable
 from ..core.policy import Decisions, Policy, register, single_call_decisions
 from .signals import SignalError, make_signal
@@ -172,8 +173,8 @@ class Escalation(Policy):
         if len(dearer) and not self.routing:
             k = int(dearer[0])
             raise PolicyError(f"{self.name} calls its chain cheapest first, but {models[k]!r} (mean "
-                              f"${self.cost_[k]:.3g}) costs more than the next, {models[k + 1]!r} "
-                              f"(${self.cost_[k + 1]:.3g}); order the models by cost (models within "
+                              f"{usd(self.cost_[k])}) costs more than the next, {models[k + 1]!r} "
+                              f"({usd(self.cost_[k + 1])}); order the models by cost (models within "
                               f"{SAME_PRICE:.0%} count as one price)")
         self.costs_ = CostModel.fit(self.cost_model, view.prompts, cost, None, models, None)
         scores = np.asarray(self._fit_scores(view), dtype=float).reshape(len(view.prompt_ids), len(models) - 1)

@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import PolicyError
 from .frontier import ndch
+from .money import usd
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ def calibrate_budget(values: np.ndarray, cost: np.ndarray, quality: np.ndarray, 
     mc, mq, values = _means(cost, quality, values)
     ok = mc <= budget * (1 + 1e-9)
     if not ok.any():
-        raise PolicyError(f"budget ${budget:.6g} per query is below the cheapest reachable mean cost "
-                          f"${mc.min():.6g} on the calibration data (the cheapest model alone); raise the budget")
+        raise PolicyError(f"budget {usd(budget)} per query is below the cheapest reachable mean cost "
+                          f"{usd(mc.min())} on the calibration data (the cheapest model alone); raise the budget")
     k = _pick(np.flatnonzero(ok), -mq, mc)
     pure = Calibration(knob, float(values[k]), "budget", float(budget), float(mc[k]), float(mq[k]), cost.shape[0], method)
     if not mix:

@@ -24,6 +24,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from ..core.money import per_1k, usd  # noqa: F401  (the one money formatter, re-exported)
+
 #: The output formats of ``--format``.
 OUTPUT_FORMATS = ("table", "csv", "json", "md")
 #: What a cell shows for a number that is undefined (not merely missing), e.g. AIQ without a cost range.
@@ -38,26 +40,6 @@ def _finite(x: Any) -> bool:
         return x is not None and math.isfinite(float(x))
     except (TypeError, ValueError):
         return False
-
-
-def usd(x: float | None, missing: str = "-") -> str:
-    """Dollars with three significant digits in plain decimals: ``$3.86``, ``$0.0845``, ``-$0.000566``,
-    ``$1,500``; ``$0`` below a billionth of a dollar."""
-    if not _finite(x):
-        return missing
-    x = float(x)  # type: ignore[arg-type]
-    if abs(x) < 5e-10:
-        return "$0"
-    digits = max(0, 2 - math.floor(math.log10(abs(x))))
-    text = f"{abs(x):,.{digits}f}"
-    if float(text.replace(",", "")) >= 10 ** (3 - digits) and digits > 0:  # rounding carried a digit
-        text = f"{abs(x):,.{digits - 1}f}"
-    return ("-$" if x < 0 else "$") + text
-
-
-def per_1k(x: float | None, missing: str = "-") -> str:
-    """A per-query cost as dollars per 1,000 queries (:func:`usd` of 1000 x)."""
-    return usd(float(x) * 1000, missing) if _finite(x) else missing  # type: ignore[arg-type]
 
 
 def count(n: Any) -> str:

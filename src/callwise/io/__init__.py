@@ -102,9 +102,9 @@ def detect_format(path: str | Path) -> str:
         return "routerbench"
     if suffix not in DATA_SUFFIXES:
         raise FormatError(f"unknown format: file type {suffix or '(none)'!r} is not one of "
-                          f"{list(DATA_SUFFIXES)} (optionally .gz); pass --format", file=str(path))
+                          f"{list(DATA_SUFFIXES)} (optionally .gz); pass --input-format", file=str(path))
     if suffix == ".csv" and is_pickle(read_bytes(path)[:4]):
-        raise FormatError("is a pickle although named .csv; pass --format routerbench --trust-pickle if you "
+        raise FormatError("is a pickle although named .csv; pass --input-format routerbench --trust-pickle if you "
                           "trust it", file=str(path))
     if suffix == ".json" and _mot.is_mot_file(path):  # before _columns_of, which reads a list as a table
         return "mot"
@@ -123,7 +123,7 @@ def detect_format(path: str | Path) -> str:
         return "routellm"
     if {"prompt_id", "model"} <= set(cols):
         return "long"
-    raise FormatError(f"cannot detect the format from its columns {cols[:12]}; pass --format one of "
+    raise FormatError(f"cannot detect the format from its columns {cols[:12]}; pass --input-format one of "
                       f"{list(FORMATS)} (and --map for a long table with other column names)", file=str(path))
 
 

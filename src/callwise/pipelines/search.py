@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 import numpy as np
 
 from ..core.errors import PolicyError
+from ..core.money import usd
 from .ensemble import all_allocations
 
 METHODS: tuple[str, ...] = ("llmselector", "llmselector-2stage", "coordinate", "random", "exhaustive", "single")
@@ -171,8 +172,8 @@ def _best(means: Mapping[tuple[int, ...], tuple[float, float]], max_cost: float 
     """The highest mean quality among affordable allocations; ties to the cheaper, then the first."""
     ok = [(k, q, c) for k, (q, c) in means.items() if _affordable(c, max_cost)]
     if not ok:
-        raise PolicyError(f"no allocation found costs at most ${max_cost:g} per query on the training set; "
-                          f"the cheapest found costs ${min(c for _, c in means.values()):.6g}")
+        raise PolicyError(f"no allocation found costs at most {usd(max_cost)} per query on the training set; "
+                          f"the cheapest found costs {usd(min(c for _, c in means.values()))}")
     return max(ok, key=lambda t: (t[1], -t[2]))[0]
 
 

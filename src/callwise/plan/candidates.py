@@ -32,6 +32,7 @@ import numpy as np
 from ..core.errors import PolicyError
 from ..core.fixed import RandomMix, SingleModel, model_means
 from ..core.frontier import ndch
+from ..core.money import usd
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Policy, make, registry
 from ..voting import samples_per_model
@@ -150,8 +151,8 @@ def build_candidates(train: OutcomeTable, *, metric: str | None = None, include:
             lo, hi = float(cost.min()), float(cost.max())
             for share in ROUTER_BUDGET_SHARES:
                 b = lo + share * (hi - lo)
-                out.append(Candidate(f"route-escalate[router@${b:.3g}]", cls.family, pol,
-                                     f"a linear router calibrated to ${b:.3g}/query, then escalation on confidence",
+                out.append(Candidate(f"route-escalate[router@{usd(b)}]", cls.family, pol,
+                                     f"a linear router calibrated to {usd(b)}/query, then escalation on confidence",
                                      derive={"router_budget": b}))
             continue
         out.append(Candidate(name, cls.family, pol))

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import PolicyError
+from ..core.money import usd
 from .bounds import BOUND_DESCRIPTIONS, admissible_prefix, lower, upper
 from .crossfit import Evaluated
 
@@ -118,8 +119,8 @@ def select(evs: list[Evaluated], *, budget: float | None = None, quality: float 
     if rec is None:
         if mode == "budget":
             lo = min(evs, key=lambda e: table[e.name]["cost_upper_bound"].min())
-            msg = (f"no configuration keeps the budget ${budget:.6g}/query at risk {risk:g}: the lowest upper bound on "
-                   f"the mean cost is ${table[lo.name]['cost_upper_bound'].min():.6g} ({lo.name})")
+            msg = (f"no configuration keeps the budget {usd(budget)}/query at risk {risk:g}: the lowest upper bound on "
+                   f"the mean cost is {usd(table[lo.name]['cost_upper_bound'].min())}/query ({lo.name})")
         else:
             hi = max(evs, key=lambda e: table[e.name]["quality_lower_bound"].max())
             msg = (f"no configuration reaches the quality floor {quality:g} at risk {risk:g}: the highest lower "
