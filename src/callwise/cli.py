@@ -16,6 +16,12 @@
 
 Any :class:`~callwise.core.errors.CallwiseError` becomes one ``error:`` line on stderr and exit code 2;
 nothing is written when an error occurs.
+
+Long commands show a progress bar over units of real work (policies, folds, pairs x budgets, rules,
+bootstrap chunks, prompts), fed by the API's ``on_progress(done, total, what)``
+(:mod:`callwise.core.progress`). ``callwise --quiet CMD`` drops the bars and the informational lines
+(what was written, which data was used) and keeps the tables, warnings and errors; ``callwise --verbose
+CMD`` also prints each finished unit with its time.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ import os
 import shutil
 import sys
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import typer
 
@@ -46,10 +54,75 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+#: Set by the root options: ``--quiet`` (no progress bars, no informational lines: the tables, warnings and
+#: errors still print) and ``--verbose`` (also one line per unit of work with its time).
+_CHATTER = {"quiet": False, "verbose": False}
+
+
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                      help="Print callwise's version and exit")) -> None:
+                                      help="Print callwise's version and exit"),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no informational lines "
+                                     "(which files were written, which data was used); tables, warnings and errors "
+                                     "still print. Give it before the command: callwise --quiet bench"),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print each unit of work as it finishes "
+                                       "(each policy's fit and run, fold, pair, bootstrap chunk) with its time")) -> None:
     """callwise: spend LLM calls wisely. Evaluate routing and other call policies on recorded outcomes."""
+    if quiet and verbose:
+        _fail(DataError("give --quiet or --verbose, not both"))
+    _CHATTER.update(quiet=quiet, verbose=verbose)
+
+
+def _info(console: Any, text: str) -> None:
+    """An informational line (not a result): left out under --quiet."""
+    if not _CHATTER["quiet"]:
+        console.print(text, highlight=False, markup=False)
+
+
+@contextmanager
+def _work(console: Any, label: str, total: Optional[int] = None, every: int = 1) -> Iterator[Any]:
+    """A progress bar over units of real work, advanced by the ``on_progress(done, total, what)`` it
+    yields (the callback the API functions take; :mod:`callwise.core.progress`). Under --quiet it
+    yields None (the API then counts nothing); under --verbose each finished unit is also printed with
+    the seconds it took (``every``: only every so many units, for per-call counts)."""
+    if _CHATTER["quiet"]:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=console, transient=True) as bar:
+        task = bar.add_task("", total=total)
+        last = [time.perf_counter(), 0]
+
+        def on_progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=what[:80])
+            if _CHATTER["verbose"] and (done - last[1] >= every or done >= total):
+                now = time.perf_counter()
+                bar.console.print(f"{label} [{done}/{total}] {what}: {now - last[0]:.2f} s", highlight=False,
+                                  markup=False)
+                last[0], last[1] = now, done
+
+        yield on_progress
+
+
+def _per_unit(on_progress: Any, total: int, unit: str) -> Any:
+    """``progress(n)`` (n more units done, as the live runs report) over ``on_progress``."""
+    if on_progress is None:
+        return None
+    done = [0]
+
+    def progress(n: int) -> None:
+        done[0] += n
+        on_progress(done[0], total, f"{done[0]:,} {unit}")
+
+    return progress
 
 
 FormatOpt = typer.Option(None, "--input-format", "-f", help="Data format: routerbench | long | rational-cascades | routellm | mot | routerdc | llmrouter (default: detect)")
@@ -178,8 +251,6 @@ def bench(
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Evaluate every registered policy against the single models, the zero router and the oracle."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .core.split import split_outcomes
     from .evaluation.bench import bench as run_bench
     from .evaluation.report import print_tables
@@ -193,27 +264,22 @@ def bench(
             from .io import load_sample, sample_path
 
             table = load_sample()
-            console.print(f"no DATA given: using the bundled sample {sample_path().name} "
-                          "(RouteLLM GSM8K + MT-Bench, costs estimated; see callwise/io/data/SAMPLE.md)")
+            _info(console, f"no DATA given: using the bundled sample {sample_path().name} "
+                  "(RouteLLM GSM8K + MT-Bench, costs estimated; see callwise/io/data/SAMPLE.md)")
         else:
             table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
         test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range)
                       if test is not None else None)
         train, test_t, info = split_outcomes(table, fraction=split, seed=seed, test=test_table)
-        tasks = test_t.tasks()
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=console, transient=True) as progress:
-            bar = progress.add_task("bench", total=len(tasks))
-
+        with _work(console, "bench") as on_progress:
             result = run_bench(train, test_t, policies=policy, n_boot=bootstrap, seed=seed, oracle=oracle, axis=axis,
-                                     split_info=info, on_task=lambda t: (progress.update(bar, description=f"task {t}"),
-                                                                         progress.advance(bar)))
+                               split_info=info, on_progress=on_progress)
     except CallwiseError as e:
         _fail(e)
     print_tables(result, console, output)
     if out is not None:
         _write_outputs(result, out)
-        console.print(f"wrote {out / 'results.json'} and {len(result.tasks)} plot(s)")
+        _info(console, f"wrote {out / 'results.json'} and {len(result.tasks)} plot(s)")
 
 
 @app.command()
@@ -239,8 +305,6 @@ def plan(
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """What to run on this traffic under a budget or quality floor, across every family, and what it saves."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .plan import plan as run_plan
     from .plan.report import print_plan, write_plan_files
 
@@ -256,19 +320,15 @@ def plan(
         table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
         test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range)
                       if test is not None else None)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=console, transient=True) as progress:
-            bar = progress.add_task("plan", total=0)
+        with _work(console, "plan") as on_progress:
             result = run_plan(table, test=test_table, split=split, tasks=task, budget=budget, quality=quality,
                               risk=risk, bound=bound, horizon=hz, folds=folds, seed=seed, metric=metric,
-                              baseline=baseline, candidates=candidate, n_boot=bootstrap,
-                              on_step=lambda d: progress.update(bar, description=d[:60], advance=1),
-                              on_total=lambda n: progress.update(bar, total=(progress.tasks[0].total or 0) + n))
+                              baseline=baseline, candidates=candidate, n_boot=bootstrap, on_progress=on_progress)
     except CallwiseError as e:
         _fail(e)
     print_plan(result, console, output)
     _write_outputs(result, out, plots=write_plan_files)
-    console.print(f"wrote {out / 'results.json'}, the recommended policy file(s) and {len(result.tasks)} plot(s)")
+    _info(console, f"wrote {out / 'results.json'}, the recommended policy file(s) and {len(result.tasks)} plot(s)")
 
 
 def _console(fmt: str = "table") -> Any:
@@ -328,16 +388,17 @@ def fit(
         table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
         test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range)
                       if test is not None else None)
-        with console.status(f"fitting {policy} (cross-validation on the training split)..."):
+        with _work(console, f"fit {policy}") as on_progress:
             rep_ = fit_policy(table, policy, params=_parse_params(param), task=task, budget=budget, quality=quality,
-                              fraction=split, holdout=not no_holdout, test=test_table, seed=seed)
+                              fraction=split, holdout=not no_holdout, test=test_table, seed=seed,
+                              on_progress=on_progress)
         save_policy(rep_.policy, save, data=rep_.data)
         if report is not None:
             report.write_text(json.dumps(_finite(rep_.to_dict()), indent=1, default=json_default, allow_nan=False))
     except CallwiseError as e:
         _fail(e)
     _print_fit(rep_, console)
-    console.print(f"wrote {save} and {save.with_suffix('.npz').name}")
+    _info(console, f"wrote {save} and {save.with_suffix('.npz').name}")
 
 
 def _print_fit(rep_: Any, console: Any) -> None:
@@ -457,9 +518,7 @@ def cascade(
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Uncertainty cascades under a budget: the confidence cascade against learned and random baselines."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .cascades.protocol import METHODS, PROTOCOLS, plan_cascades, run_cascades
+    from .cascades.protocol import METHODS, PROTOCOLS, run_cascades
     from .core.split import split_outcomes
     from .evaluation.report import print_cascade_tables, write_cascade_plots
 
@@ -483,21 +542,17 @@ def cascade(
                       if test is not None else None)
         train, test_t, info = split_outcomes(table, fraction=split, seed=seed, test=test_table)
         pairs = [(small, large)] if small is not None and large is not None else None
-        plan = plan_cascades(train, test_t, pairs=pairs, all_pairs=all_pairs, chains=chain, tasks=task)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=console, transient=True) as progress:
-            bar = progress.add_task("cascade", total=len(plan))
+        with _work(console, "cascade") as on_progress:
             run = run_cascades(train, test_t, pairs=pairs, all_pairs=all_pairs, chains=chain, tasks=task,
                                signal=signal, methods=methods, n_budgets=budgets, n_orders=orders, warmup=warmup,
                                seed=seed, features=features, split_info=info, protocol=range_,
-                               cost_mode=cost_mode, cost_ratio=ratio,
-                               on_item=lambda d: (progress.update(bar, description=d), progress.advance(bar)))
+                               cost_mode=cost_mode, cost_ratio=ratio, on_progress=on_progress)
     except CallwiseError as e:
         _fail(e)
     print_cascade_tables(run, console, output)
     if out is not None:
         _write_outputs(run, out, write_cascade_plots)
-        console.print(f"wrote {out / 'results.json'} and the plots under {out}")
+        _info(console, f"wrote {out / 'results.json'} and the plots under {out}")
 
 
 def _cost_ratio(text: str) -> float:
@@ -542,17 +597,17 @@ def scale(
     console = _console(output)
     try:
         table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
-        with console.status("scaling") as status:
+        with _work(console, "scale") as on_progress:
             result = run_scale(table, model, task=task, n_few=few, k_max=k_max, reps=reps, seed=seed,
                                fit_grid=fit_grid, ties=ties,
                                normalise=normalise, tpr=tpr, fpr=fpr, ranker_accuracy=ranker_accuracy,
-                               on_step=lambda what: status.update(what))
+                               on_progress=on_progress)
     except CallwiseError as e:
         _fail(e)
     print_scale(result, console, output)
     if out is not None:
         _write_outputs(result, out, write_scale_plots)
-        console.print(f"wrote {out / 'results.json'} and {out / 'scale.png'}")
+        _info(console, f"wrote {out / 'results.json'} and {out / 'scale.png'}")
 
 
 @app.command()
@@ -591,15 +646,15 @@ def aggregate(
             table, oracle = synthetic_suite(metrics, seed=seed)
         else:
             table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)  # type: ignore[arg-type]
-        with console.status("aggregating") as status:
+        with _work(console, "aggregate") as on_progress:
             result = evaluate(table, metrics, model=model, tasks=task, n=n, draws=draws, reps=reps, seed=seed,
-                              rules=rule or (), oracle=oracle, on_step=lambda what: status.update(what))
+                              rules=rule or (), oracle=oracle, on_progress=on_progress)
     except CallwiseError as e:
         _fail(e)
     print_aggregate(result, console, output)
     if out is not None:
         _write_outputs(result, out, write_aggregate_plots)
-        console.print(f"wrote {out / 'results.json'} and {out / 'aggregate.png'}")
+        _info(console, f"wrote {out / 'results.json'} and {out / 'aggregate.png'}")
 
 
 def _finite(o: Any) -> Any:
@@ -653,18 +708,6 @@ def _live(models: List[str], api_base: Optional[str], endpoints: Optional[Path],
                             column="models")
     rc = None if no_cache else ResponseCache(cache)
     return Live(eps, cache=rc, prices=LivePrices(prices, provider_only=provider_costs))
-
-
-def _progress(what: str) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
 
 
 @app.command()
@@ -722,17 +765,17 @@ def allocate(
             from .pipelines import LLMDiagnoser
 
             diag = LLMDiagnoser(diagnoser, backend)
-        with console.status("allocating") as status:
+        with _work(console, "allocate") as on_progress:
             result = run_allocate(pipe, table, method=method, budget=budget_evals, alpha=alpha, seed=seed,
                                   max_cost=max_cost, models=model, tasks=task, metric=metric, normalise=normalise,
                                   fraction=split, test=test_t, budgets=budget or (), backend=backend, diagnoser=diag,
-                                  on_step=lambda what: status.update(what))
+                                  on_progress=on_progress)
     except CallwiseError as e:
         _fail(e)
     print_allocation(result, console, output)
     if out is not None:
         _write_outputs(result, out, write_allocation_plots)
-        console.print(f"wrote {out / 'results.json'} and {out / 'allocations.png'}")
+        _info(console, f"wrote {out / 'results.json'} and {out / 'allocations.png'}")
 
 
 def _write_run(result: Any, out: Path, console: Any) -> None:
@@ -751,7 +794,7 @@ def _write_run(result: Any, out: Path, console: Any) -> None:
     from .evaluation.report import print_summary
 
     print_summary(result.summary, console)
-    console.print(f"wrote {out} ({len(result.outcomes)} outcome rows) and {summary_path.name}")
+    _info(console, f"wrote {out} ({len(result.outcomes)} outcome rows) and {summary_path.name}")
 
 
 @app.command()
@@ -780,10 +823,10 @@ def run(
         backend = _live(policy_models(policy), api_base, endpoints, prices, provider_costs, cache, no_cache, transport,
                         concurrency, timeout, retries)
         try:
-            with _progress(f"running {policy.name}") as bar:
-                task = bar.add_task("run", total=len(prompts))
+            n = len(prompts)
+            with _work(console, f"run {policy.name}", n, every=max(1, n // 10)) as on_progress:
                 result = run_policy(policy, prompts, backend, grader=grade, complete=complete,
-                                    progress=lambda n: bar.advance(task, n))
+                                    progress=_per_unit(on_progress, n, "prompts"))
         finally:
             backend.close()
         _write_run(result, out, console)
@@ -818,10 +861,10 @@ def collect(
         backend = _live(names, api_base, endpoints, prices, provider_costs, cache, no_cache, transport, concurrency,
                         timeout, retries)
         try:
-            with _progress("collecting") as bar:
-                task = bar.add_task("collect", total=len(prompts) * len(names) * samples)
+            n = len(prompts) * len(names) * samples
+            with _work(console, "collect", n, every=max(1, n // 10)) as on_progress:
                 result = collect_outcomes(names, prompts, backend, samples=samples, grader=grade, logprobs=logprobs,
-                                          progress=lambda n: bar.advance(task, n))
+                                          progress=_per_unit(on_progress, n, "calls"))
         finally:
             backend.close()
         _write_run(result, out, console)
@@ -868,7 +911,8 @@ def serve(
     access.addHandler(handler)
     access.setLevel(level)
     access.propagate = False
-    typer.echo(f"serving {', '.join(srv.PREFIX + p.stem for p in policy_files)} on http://{host}:{port}/v1", err=True)
+    if not _CHATTER["quiet"]:
+        typer.echo(f"serving {', '.join(srv.PREFIX + p.stem for p in policy_files)} on http://{host}:{port}/v1", err=True)
     srv.serve(app_, host, port)
 
 
@@ -931,7 +975,8 @@ def replay_server(
                                 report_cost=not no_cost, confidence_as=confidence_as, api_key=api_key)
     except CallwiseError as e:
         _fail(e)
-    typer.echo(f"replaying {data} on http://{host}:{port}/v1", err=True)
+    if not _CHATTER["quiet"]:
+        typer.echo(f"replaying {data} on http://{host}:{port}/v1", err=True)
     run_app(app_, host, port)
 
 

@@ -32,6 +32,7 @@ import pandas as pd
 from ..core.errors import DataError, PolicyError
 from ..core.frontier import boot_ci
 from ..core.outcomes import OutcomeTable
+from ..core.progress import Counter, OnProgress
 from ..core.version import __version__
 from ..voting import samples_per_model
 from .metrics import Metric, get_metric, rule_for
@@ -96,12 +97,15 @@ def evaluate(table: OutcomeTable, metrics: Sequence[str | Metric] = ("squared-er
              *, model: str | None = None, tasks: Sequence[str] | None = None, n: int = 8,
              draws: str = "with-replacement", reps: int = 200, seed: int = 0, rules: Sequence[str] = (),
              n_boot: int = 1000, level: float = 0.95, oracle: dict[str, dict[str, pd.Series]] | None = None,
-             on_step: Callable[[str], None] | None = None) -> AggregateResult:
+             on_step: Callable[[str], None] | None = None, on_progress: OnProgress | None = None) -> AggregateResult:
     """Score every aggregation rule under every metric on each task (see the module docstring).
 
     ``model``: the model whose samples are combined (default: the one with the most samples per
     prompt). ``rules``: extra rules beyond the defaults. ``oracle``: per task, per metric name, the
     Bayes-optimal prediction under the true distribution by prompt id (synthetic data).
+    ``on_step(what)`` is told each task and rule as it starts; ``on_progress(done, total, what)``
+    (:mod:`callwise.core.progress`) counts the work as tasks x rules (one unit per task for its
+    samples and intervals, one per rule drawn and scored; a task's rules are added when it is reached).
     """
     step = on_step or (lambda _: None)
     ms = [get_metric(m) for m in metrics]
@@ -123,7 +127,10 @@ def evaluate(table: OutcomeTable, metrics: Sequence[str | Metric] = ("squared-er
         raise DataError(f"model {model!r} has no task(s) {unknown}; its tasks are {have}", column="task")
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
-    for task in tasks:
+    counter = Counter(on_progress, len(tasks))
+    for i, task in enumerate(tasks):
+        if i:  # the task before is scored (or was skipped)
+            counter(f"task {tasks[i - 1]}: scored")
         step(f"task {task}")
         view = table.for_task(task).dense([model])
         refs = view.references
@@ -156,6 +163,7 @@ def evaluate(table: OutcomeTable, metrics: Sequence[str | Metric] = ("squared-er
         ss, refs_k = ss.take(idx), refs[idx]
         ref_num = to_numbers(refs_k, kind) if kind != "text" else np.full(len(idx), np.nan)
         rule_names = _rules_for(usable, kind, rules)
+        counter.add(len(rule_names))
         per_rule: dict[str, dict[str, np.ndarray]] = {}
         preds: dict[str, Predictions] = {}
         for rn in rule_names:
@@ -164,6 +172,7 @@ def evaluate(table: OutcomeTable, metrics: Sequence[str | Metric] = ("squared-er
                                  kind=kind if kind != "text" else "number")
             preds[rn] = p
             per_rule[rn] = {m.name: m.scores(p.answers, p.numbers, refs_k, ref_num) for m in usable}
+            counter(f"task {task}: {rn}")
         if oracle and task in oracle:
             for m in usable:
                 if m.name not in oracle[task]:
@@ -211,6 +220,8 @@ def evaluate(table: OutcomeTable, metrics: Sequence[str | Metric] = ("squared-er
                                  f"({_fmt(values[best])} vs {_fmt(values[own])}; "
                                  + ("the paired interval excludes 0)" if sig else "within noise: the paired interval "
                                     "includes 0)"))
+    if tasks:
+        counter(f"task {tasks[-1]}: scored")
     meta = {"command": "aggregate", "version": __version__, "created": datetime.now(timezone.utc).isoformat(),
             "data": table.meta.get("source"), "fingerprint": table.fingerprint(), "model": model,
             "metrics": [m.name for m in ms], "n": n, "draws": draws, "reps": reps, "seed": seed, "level": level}

@@ -50,6 +50,7 @@ from ..core.errors import PolicyError
 from ..core.frontier import aiq, mean_ci, ndch
 from ..core.hashing import query_uniforms
 from ..core.outcomes import OutcomeTable
+from ..core.progress import Counter, OnProgress
 from ..core.replay import Replay
 from .escalation import SAME_PRICE, ConfidenceCascade, Escalation, tie_uniforms
 from .learned import FrugalCascade, TwoTierRouter
@@ -571,14 +572,17 @@ def run_cascades(train: OutcomeTable, test: OutcomeTable, *, pairs: Sequence[tup
                  signal: str = "recorded", methods: Sequence[str] = METHODS, n_budgets: int = 100, n_orders: int = 3,
                  warmup: int = 20, seed: int = 0, features: str | None = None, protocol: str = "paper",
                  cost_mode: str = "dollars", cost_ratio: float | None = None,
-                 on_item: Callable[[str], None] | None = None, split_info: dict[str, Any] | None = None) -> CascadeRun:
+                 on_item: Callable[[str], None] | None = None, split_info: dict[str, Any] | None = None,
+                 on_progress: OnProgress | None = None) -> CascadeRun:
     """Evaluate the named pairs (or every cheaper-to-dearer pair) and optionally each task's full chain.
 
     A named pair runs on every task whose data holds both models (an error if none does).
     ``protocol``: ``paper`` (the default) or ``extended`` (see the module doc). ``cost_mode``
     (``dollars`` | ``time``) and ``cost_ratio`` (R: c_S = 1, c_L = R) price the paper protocol's
     pairs; chains are priced in dollars. ``on_item`` is told each item before it runs (for a
-    progress bar): see :func:`plan_cascades`.
+    progress bar): see :func:`plan_cascades`. ``on_progress(done, total, what)``
+    (:mod:`callwise.core.progress`) counts the work as items x budgets (every method of an item is
+    scored at each of its ``n_budgets`` budgets at once, so an item's budgets finish together).
     """
     _check_protocol(protocol, cost_mode, cost_ratio)
     if chains and (cost_mode != "dollars" or cost_ratio is not None):
@@ -587,15 +591,18 @@ def run_cascades(train: OutcomeTable, test: OutcomeTable, *, pairs: Sequence[tup
     plan = plan_cascades(train, test, pairs=pairs, all_pairs=all_pairs, chains=chains, tasks=tasks)
     named = {tuple(p) for p in pairs or []}
     done_pairs, done_chains, skipped = [], [], []
+    counter = Counter(on_progress, len(plan) * n_budgets)
     for task, models in plan:
         if on_item:
             on_item(f"{task}: {' -> '.join(models)}")
+        item = f"{task}: {' -> '.join(models)}"
         tr, te = train.for_task(task), test.for_task(task)
         if len(models) == 2 and protocol == "paper" and cost_ratio is None and tuple(models) not in named:
             unit = pair_costs(tr, te, models, cost_mode=cost_mode)[1].mean(axis=0)
             if unit[1] <= unit[0] * (1 + SAME_PRICE):  # no budget range from c_S to c_L
                 skipped.append({"task": task, "models": list(models), "mean_costs": unit.tolist(),
                                 "why": "same price: the paper's budgets run from c_S to c_L"})
+                counter(f"{item} (skipped: same price)", n_budgets)
                 continue
         if len(models) == 2:
             done_pairs.append(evaluate_pair(tr, te, models[0], models[1], signal=signal, methods=methods,
@@ -605,6 +612,7 @@ def run_cascades(train: OutcomeTable, test: OutcomeTable, *, pairs: Sequence[tup
         else:
             done_chains.append(evaluate_chain(tr, te, models, signal=signal, n_budgets=n_budgets,
                                               n_orders=n_orders, seed=seed, protocol=protocol))
+        counter(f"{item} ({n_budgets} budgets)", n_budgets)
     from ..core.version import __version__
 
     if protocol == "paper":

@@ -34,6 +34,7 @@ from ..core.frontier import (
 )
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Policy, registry
+from ..core.progress import Counter, OnProgress, chunk_size
 from ..core.replay import Replay
 from ..core.version import __version__
 from ..routing import oracle_share_curve, routellm_metrics, share_curve
@@ -152,7 +153,10 @@ class TaskResult:
 
 
 def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies: dict[str, Callable],
-                               oracle: str = "callwise") -> tuple[dict[str, Entry], Any, np.ndarray | None]:
+                               oracle: str = "callwise", step: Callable[..., None] | None = None
+                               ) -> tuple[dict[str, Entry], Any, np.ndarray | None]:
+    """The fixed baselines and each policy's entry; ``step(what)`` after the baselines and after each policy."""
+    step = step or _no_step
     view = test.dense()
     q0, c0 = view.quality[:, :, 0], view.cost[:, :, 0]
     ok = np.isfinite(q0).all(axis=0)
@@ -172,13 +176,20 @@ def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies
     for e in singles:
         entries[e.name] = e
     replay = Replay(view)
+    step("single models, zero router, oracle")
     for name, factory in policies.items():
         pol = factory(train)
         if pol is None:
+            step(f"{name} (does not apply)")
             continue
         params, c, q, sh, lat = _run_policy(pol.fit(train), replay)
         entries[name] = _from_matrices(name, pol.family, params, c, q, sh, lat)
+        step(f"{name} (fit and {len(params)} configuration(s) run)")
     return entries, (q0, c0, [e.name for e in singles]), rec
+
+
+def _no_step(what: str, n: int = 1) -> None:
+    pass
 
 
 def _latency_plane(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], rec: np.ndarray,
@@ -219,8 +230,12 @@ def _range(point_sets) -> tuple[float, float]:
 
 
 def _bootstrap(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], n_boot: int,
-               seed: int, level: float, oracle: str = "callwise") -> dict[str, np.ndarray]:
-    """Per entry, (n_boot, 2) AIQs (paper, code) on stratified resamples of the task's test prompts."""
+               seed: int, level: float, oracle: str = "callwise",
+               step: Callable[..., None] | None = None) -> dict[str, np.ndarray]:
+    """Per entry, (n_boot, 2) AIQs (paper, code) on stratified resamples of the task's test prompts;
+    ``step(what, n)`` after each chunk of ``n`` rounds (about 20 chunks)."""
+    step = step or _no_step
+    every, last = chunk_size(n_boot), 0
     q0, c0, single_names = truth
     P = q0.shape[0]
     rng = np.random.default_rng(seed)
@@ -242,6 +257,9 @@ def _bootstrap(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, l
         wide = range_has_width(lo, hi)
         for n in entries:
             out[n][b] = [aiq(curves[n], lo, hi, norm) if wide else np.nan for norm in NORMALISATIONS]
+        if b + 1 - last == every or b + 1 == n_boot:
+            step(f"bootstrap {b + 1}/{n_boot}", b + 1 - last)
+            last = b + 1
     a = (1 - level) / 2
     for n, e in entries.items():
         ok = np.isfinite(out[n]).all(axis=1)  # resamples without a cost range have no AIQ
@@ -327,7 +345,7 @@ def default_policies() -> dict[str, Callable[[OutcomeTable], Policy | None]]:
 def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | None = None, n_boot: int = 200,
           seed: int = 0, level: float = 0.95, split_info: dict[str, Any] | None = None,
           on_task: Callable[[str], None] | None = None, oracle: str = "callwise",
-          axis: str = "cost") -> BenchResult:
+          axis: str = "cost", on_progress: OnProgress | None = None) -> BenchResult:
     """Evaluate the fixed baselines and every registered (or named) policy per task and overall.
 
     ``oracle``: ``callwise`` (a prompt no model solves goes to the cheapest model) or
@@ -335,6 +353,10 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
     :data:`~callwise.core.frontier.ORACLE_CONVENTIONS`. Every entry reports its mean latency per point
     where the data records latency (``latency_points``); ``axis="latency"`` also places every entry in
     the quality–latency plane, with its own hull, zero router, oracle and AIQ (``latency`` per task).
+
+    ``on_progress(done, total, what)`` (:mod:`callwise.core.progress`) counts the work: per task one
+    unit for the fixed baselines, one per policy (its fit and sweep) and one per bootstrap round
+    (reported in chunks); ``on_task(task)`` is told each task before it starts.
     """
     if axis not in ("cost", "latency"):
         raise PolicyError(f"axis must be 'cost' or 'latency', got {axis!r}")
@@ -352,13 +374,15 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
     results: dict[str, TaskResult] = {}
     boots: dict[str, dict[str, np.ndarray]] = {}
     pooled: dict[str, list[tuple[np.ndarray, np.ndarray, list]]] = {}
+    counter = Counter(on_progress, sum(1 + (len(avail) if t not in missing else 0) + n_boot for t in tasks))
     for task in tasks:
         if on_task:
             on_task(task)
+        step = (lambda what, n=1, t=task: counter(f"task {t}: {what}", n))  # noqa: E731
         tr, te = train.for_task(task), test.for_task(task)
-        entries, truth, rec = _single_and_policy_entries(tr, te, avail if task not in missing else {}, oracle)
+        entries, truth, rec = _single_and_policy_entries(tr, te, avail if task not in missing else {}, oracle, step)
         rng_ = _aiqs(entries)
-        boots[task] = (_bootstrap(entries, truth, n_boot, zlib.crc32(task.encode()) ^ seed, level, oracle)
+        boots[task] = (_bootstrap(entries, truth, n_boot, zlib.crc32(task.encode()) ^ seed, level, oracle, step)
                        if n_boot else {})
         best = max((entries[s] for s in truth[2]), key=lambda e: (e.points[0, 1], -e.points[0, 0]))
         _targets(entries, best)

@@ -15,8 +15,10 @@ from typing import Any
 from ..core.errors import DataError, PolicyError
 from ..core.fixed import cheapest_and_best
 from ..core.frontier import mean_ci
+from ..core.money import usd
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Policy, coerce_params, get_policy
+from ..core.progress import Counter, OnProgress
 from ..core.replay import Replay
 from ..core.split import split_outcomes
 
@@ -40,12 +42,14 @@ class FitReport:
 def fit_policy(table: OutcomeTable, name: str, *, params: dict[str, Any] | None = None, task: str | None = None,
                budget: float | None = None, quality: float | None = None, fraction: float | None = None,
                holdout: bool = True, test: OutcomeTable | None = None, seed: int = 0, n_boot: int = 1000,
-               level: float = 0.95) -> FitReport:
+               level: float = 0.95, on_progress: OnProgress | None = None) -> FitReport:
     """Fit policy ``name`` (with ``params``) on the training part of ``table`` and evaluate it on the rest.
 
     ``budget`` (dollars per query) or ``quality`` (target mean quality) calibrate the policy's knob
     on training data. ``task`` restricts the data to one task (needed when tasks have different
     model sets). ``holdout=False`` fits on everything and reports no test figures.
+    ``on_progress(done, total, what)`` (:mod:`callwise.core.progress`) after the fit (with its
+    cross-validation and calibration) and after the held-out evaluation.
     """
     cls = get_policy(name)
     params = dict(params or {})
@@ -68,15 +72,19 @@ def fit_policy(table: OutcomeTable, name: str, *, params: dict[str, Any] | None 
         policy = cls(**coerce_params(cls, params))
     except TypeError as e:
         raise PolicyError(f"bad settings for policy {name!r}: {e}") from None
+    has_test = test_t is not None and len(test_t) > 0
+    counter = Counter(on_progress, 1 + has_test)
     policy.fit(train)
+    counter(f"fit {name} on {int(train.frame['prompt_id'].nunique()):,} prompts")
     data = {"fingerprint": train.fingerprint(), "n_prompts": int(train.frame["prompt_id"].nunique()),
             "tasks": train.tasks(), "models": train.models(), "format": train.meta.get("format"),
             "costs_estimated": train.costs_estimated}
     report = FitReport(policy, data, info)
     if test_t is not None and len(test_t):
         report.test = evaluate(policy, test_t, n_boot=n_boot, seed=seed, level=level)
+        counter(f"held-out evaluation on {report.test['n_prompts']:,} prompts")
         if budget is not None and report.test["cost"] > budget:
-            report.notes.append(f"held-out mean cost ${report.test['cost']:.4g} exceeds the budget ${budget:.4g}: "
+            report.notes.append(f"held-out mean cost {usd(report.test['cost'])} exceeds the budget {usd(budget)}: "
                                 "calibration holds on training data, the test prompts differ")
     return report
 

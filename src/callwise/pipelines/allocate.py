@@ -26,6 +26,7 @@ import numpy as np
 from ..core.backend import Backend, Queries
 from ..core.errors import DataError, PolicyError
 from ..core.outcomes import OutcomeTable
+from ..core.progress import Counter, OnProgress
 from .graph import Module, Pipeline, Step
 from .search import (
     METHODS,
@@ -98,15 +99,21 @@ def allocate_with(pipeline: Pipeline, train: Evaluator, test: Evaluator, *, meth
                   budgets: Sequence[float] = (), baselines: Sequence[str] = ("single", "random", "coordinate",
                                                                               "exhaustive"),
                   exhaustive_max: int = EXHAUSTIVE_EXACT_MAX, meta: dict[str, Any] | None = None,
-                  on_step: Callable[[str], None] | None = None) -> AllocationResult:
-    """Search on ``train``, report on ``test`` (two evaluators over the same models and modules)."""
+                  on_step: Callable[[str], None] | None = None,
+                  on_progress: OnProgress | None = None) -> AllocationResult:
+    """Search on ``train``, report on ``test`` (two evaluators over the same models and modules).
+    ``on_step(what)`` is told each search as it starts; ``on_progress(done, total, what)``
+    (:mod:`callwise.core.progress`) counts the searches (the method's, each baseline's) and the
+    Pareto set's test run as they end."""
     if method not in METHODS:
         raise PolicyError(f"unknown method {method!r}; expected one of {list(METHODS)}")
     step = on_step or (lambda _: None)
     names = pipeline.modules
     M, L = len(train.models), train.n_slots
+    counter = Counter(on_progress, 2 + sum(1 for b in baselines if b != method))
     step(f"{method} on {M} models x {L} modules")
     res = search(train, method, budget=budget, alpha=alpha, seed=seed, max_cost=max_cost)
+    counter(f"{method}: {res.evaluations} allocation(s) scored")
     chosen = _summary(res, names, test, seed)
     spent = res.evaluations
     out = AllocationResult(dict(meta or {}), chosen)
@@ -117,6 +124,7 @@ def allocate_with(pipeline: Pipeline, train: Evaluator, test: Evaluator, *, meth
         if b == "exhaustive" and M ** L > exhaustive_max:
             out.meta.setdefault("notes", []).append(f"exhaustive search skipped: {M}^{L} = {M ** L:,} allocations "
                                                     f"is over {exhaustive_max:,}")
+            counter(f"baseline {b} (skipped)")
             continue
         step(f"baseline {b}")
         kw: dict[str, Any] = {"budget": spent} if b in ("random", "coordinate") else {}
@@ -124,9 +132,11 @@ def allocate_with(pipeline: Pipeline, train: Evaluator, test: Evaluator, *, meth
             r = search(train, b, seed=seed, max_cost=max_cost, **kw)
         except PolicyError as e:
             out.meta.setdefault("notes", []).append(f"baseline {b}: {e}")
+            counter(f"baseline {b} (failed)")
             continue
         out.baselines.append(_summary(r, names, test, seed))
         pool.update(r.evaluated)
+        counter(f"baseline {b}: {r.evaluations} allocation(s) scored")
     step("Pareto set on the test questions")
     front = pareto_allocations(pool)
     if front:
@@ -136,6 +146,7 @@ def allocate_with(pipeline: Pipeline, train: Evaluator, test: Evaluator, *, meth
             out.pareto.append({"allocation": dict(zip(names, (res.models[i] for i in a))),
                                "train": {"quality": tq, "cost": tc},
                                "test": {"quality": float(qi.mean()), "cost": float(ci.mean())}})
+    counter(f"Pareto set ({len(front)} allocation(s)) on the test questions")
     for b in budgets:
         ok = [p for p in out.pareto if p["train"]["cost"] <= b]
         best = max(ok, key=lambda p: p["train"]["quality"]) if ok else None
@@ -163,7 +174,7 @@ def allocate(pipeline: Pipeline, table: OutcomeTable, *, method: str = "llmselec
              tasks: Sequence[str] | None = None, metric: str = "exact-match", normalise: str | None = None,
              fraction: float | None = None, test: OutcomeTable | None = None, budgets: Sequence[float] = (),
              backend: Backend | None = None, diagnoser: Any = None, baselines: Sequence[str] | None = None,
-             on_step: Callable[[str], None] | None = None) -> AllocationResult:
+             on_step: Callable[[str], None] | None = None, on_progress: OnProgress | None = None) -> AllocationResult:
     """Choose ``pipeline``'s allocation on ``table``'s training questions and report it on its test ones.
 
     ``tasks``: the task to allocate for (several are joined by prompt text: models recorded on the
@@ -226,4 +237,4 @@ def allocate(pipeline: Pipeline, table: OutcomeTable, *, method: str = "llmselec
     default_b = ("single", "random", "coordinate", "exhaustive")
     return allocate_with(pipeline, train_ev, test_ev, method=method, budget=budget, alpha=alpha, seed=seed,
                          max_cost=max_cost, budgets=budgets, baselines=default_b if baselines is None else baselines,
-                         exhaustive_max=exhaustive_max, meta=meta, on_step=step)
+                         exhaustive_max=exhaustive_max, meta=meta, on_step=step, on_progress=on_progress)

@@ -113,22 +113,26 @@ def fold_ids(prompt_ids: np.ndarray, folds: int, seed: int) -> np.ndarray:
 
 
 def crossfit(cands: list[Candidate], train: OutcomeTable, *, folds: int = 5, seed: int = 0,
-             max_points: int = MAX_POINTS, on_step: Callable[[str], None] | None = None
+             max_points: int = MAX_POINTS, on_step: Callable[..., None] | None = None
              ) -> tuple[list[Evaluated], np.ndarray, list[str]]:
     """Fit every candidate on all of ``train`` and out of fold; returns the evaluated candidates
-    (in order), the training prompt ids the out-of-fold rows follow, and notes on candidates dropped."""
-    step = on_step or (lambda _: None)
+    (in order), the training prompt ids the out-of-fold rows follow, and notes on candidates dropped.
+    ``on_step(what, n=1)`` after each unit (a candidate's full fit, one fold of it); a dropped
+    candidate's units that will not run (its folds left and its test run) are counted at once."""
+    step = on_step or (lambda *_: None)
     notes: list[str] = []
     evs: list[Evaluated] = []
     _, mean_cost, _ = model_means(train)
     span = (float(mean_cost.min()), float(mean_cost.max()))
     memo: dict[int, Policy] = {}
     for c in cands:
-        step(f"fit {c.name}")
         try:
             evs.append(configurations(c, c.fitted(train, memo), max_points, span))
         except (CallwiseError, ValueError, ArithmeticError) as e:
             notes.append(f"{c.name} dropped: fitting on the training split failed: {type(e).__name__}: {e}")
+            step(f"fit {c.name} (dropped)", folds + 2)
+            continue
+        step(f"fit {c.name}")
     view = train.dense()
     pids = view.prompt_ids
     where = {p: i for i, p in enumerate(pids)}
@@ -143,29 +147,30 @@ def crossfit(cands: list[Candidate], train: OutcomeTable, *, folds: int = 5, see
         rows = np.array([where[p] for p in replay.view.prompt_ids])
         fold_memo: dict[int, Policy] = {}
         for ev in list(alive):
-            step(f"fold {f + 1}/{folds}: {ev.name}")
             try:
                 c, q = _run(ev, ev.candidate.fitted(tr, fold_memo), replay)
             except (CallwiseError, ValueError, ArithmeticError) as e:
                 notes.append(f"{ev.name} dropped: on training fold {f + 1} of {folds}: {type(e).__name__}: {e}")
                 alive.remove(ev)
+                step(f"fold {f + 1}/{folds}: {ev.name} (dropped)", folds - f + 1)
                 continue
             assert ev.cv_cost is not None and ev.cv_quality is not None
             ev.cv_cost[rows], ev.cv_quality[rows] = c, q
+            step(f"fold {f + 1}/{folds}: {ev.name}")
     return alive, pids, notes
 
 
-def evaluate_test(evs: list[Evaluated], replay: Replay, on_step: Callable[[str], None] | None = None) -> list[str]:
+def evaluate_test(evs: list[Evaluated], replay: Replay, on_step: Callable[..., None] | None = None) -> list[str]:
     """Run every configuration of every (fully fitted) candidate once on the test split's replay;
-    returns notes on candidates that could not run there."""
-    step = on_step or (lambda _: None)
+    returns notes on candidates that could not run there. ``on_step(what)`` after each candidate."""
+    step = on_step or (lambda *_: None)
     notes = []
     for ev in evs:
-        step(f"test {ev.name}")
         try:
             ev.test_cost, ev.test_quality = _run(ev, ev.fitted, replay)
         except CallwiseError as e:
             notes.append(f"{ev.name} has no test figures: {e}")
+        step(f"test {ev.name}")
     return notes
 
 

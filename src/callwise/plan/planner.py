@@ -23,6 +23,7 @@ from ..core.fixed import model_means
 from ..core.frontier import mean_ci
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Policy
+from ..core.progress import Counter, OnProgress
 from ..core.replay import Replay
 from ..core.split import split_outcomes
 from ..core.version import __version__
@@ -132,7 +133,7 @@ def _baseline(evs: list[Evaluated], train: OutcomeTable, baseline: str | None) -
 
 
 def prepare_task(train: OutcomeTable, task: str, *, folds: int, seed: int, metric: str | None,
-                 include: Sequence[str] | None, max_points: int, on_step: Callable[[str], None] | None = None,
+                 include: Sequence[str] | None, max_points: int, on_step: Callable[..., None] | None = None,
                  on_total: Callable[[int], None] | None = None) -> tuple[list[Evaluated], list[str]]:
     """Candidates of one task and their out-of-fold outcomes on its training split (no test data)."""
     cands, notes = build_candidates(train, metric=metric, include=list(include) if include else None)
@@ -146,7 +147,7 @@ def prepare_task(train: OutcomeTable, task: str, *, folds: int, seed: int, metri
 def finish_task(train: OutcomeTable, test: OutcomeTable, task: str, evs: list[Evaluated], sel: Selection,
                 notes: list[str], *, baseline: str | None, budget: float | None, quality: float | None,
                 n_boot: int, seed: int, level: float, oracle: str,
-                on_step: Callable[[str], None] | None = None) -> TaskPlan:
+                on_step: Callable[..., None] | None = None) -> TaskPlan:
     """After the choice: run the candidates on the test split (once; a later call reuses the runs) and
     build the verdict."""
     view = test.dense()
@@ -175,7 +176,7 @@ def finish_task(train: OutcomeTable, test: OutcomeTable, task: str, evs: list[Ev
 def plan_task(train: OutcomeTable, test: OutcomeTable, task: str, *, budget: float | None, quality: float | None,
               risk: float, bound: str, horizon: float | str, folds: int, seed: int, metric: str | None,
               baseline: str | None, include: Sequence[str] | None, n_boot: int, level: float, oracle: str,
-              max_points: int, on_step: Callable[[str], None] | None,
+              max_points: int, on_step: Callable[..., None] | None,
               on_total: Callable[[int], None] | None = None) -> TaskPlan:
     """Plan one task: out-of-fold outcomes, the choice, then (only then) the test split."""
     evs, notes = prepare_task(train, task, folds=folds, seed=seed, metric=metric, include=include,
@@ -240,7 +241,8 @@ def plan(data: OutcomeTable, *, test: OutcomeTable | None = None, split: float |
          risk: float = 0.05, bound: str = "t", horizon: float | str = "test", folds: int = 5, seed: int = 0,
          metric: str | None = None, baseline: str | None = None, candidates: Sequence[str] | None = None,
          n_boot: int = 200, level: float = 0.95, oracle: str = "callwise", max_points: int = MAX_POINTS,
-         on_step: Callable[[str], None] | None = None, on_total: Callable[[int], None] | None = None) -> PlanResult:
+         on_step: Callable[..., None] | None = None, on_total: Callable[[int], None] | None = None,
+         on_progress: OnProgress | None = None) -> PlanResult:
     """What to run on this traffic under a budget ($/query) or a quality floor, and what it saves.
 
     ``data`` is split like ``callwise bench`` (``test``: a held-out table; else the data's own split
@@ -249,8 +251,11 @@ def plan(data: OutcomeTable, *, test: OutcomeTable | None = None, split: float |
     mean) with probability ≥ 1 − δ under ``bound`` (see :mod:`callwise.plan.bounds`).
     ``candidates`` restricts the candidates by name or family; ``baseline`` names the model the
     savings are measured against (default: the best single model on the training split).
-    ``on_step(description)`` is called once per unit of work (a candidate's fit, fold or test run);
-    ``on_total(n)`` adds n units to the expected total as each task's candidates are known.
+    ``on_progress(done, total, what)`` (:mod:`callwise.core.progress`) counts the work: per
+    candidate its full fit, each fold and its test run (candidates x (folds + 2) per task; the total
+    grows as each task's candidates are known, and a dropped candidate's units are counted when it
+    drops). The older ``on_step(description)`` is called after each such step and ``on_total(n)``
+    as n units are added.
     """
     if (budget is None) == (quality is None):
         raise DataError("give exactly one of --budget ($/query) and --quality (a floor on mean quality)")
@@ -281,6 +286,18 @@ def plan(data: OutcomeTable, *, test: OutcomeTable | None = None, split: float |
         if lacking:
             raise DataError(f"--baseline {baseline!r} is not a model of this task ({lacking[0]!r}); models are "
                             f"{train.models(lacking[0])}")
+    counter = Counter(on_progress)
+
+    def step(what: str, n: int = 1) -> None:
+        counter(what, n)
+        if on_step:
+            on_step(what)
+
+    def grow(n: int) -> None:
+        counter.add(n)
+        if on_total:
+            on_total(n)
+
     out: dict[str, TaskPlan] = {}
     for t in all_tasks:
         tr, te = train.for_task(t), test_t.for_task(t)
@@ -289,8 +306,9 @@ def plan(data: OutcomeTable, *, test: OutcomeTable | None = None, split: float |
                             f"{folds} folds (at least {2 * folds})")
         out[t] = plan_task(tr, te, t, budget=budget, quality=quality, risk=risk, bound=bound, horizon=horizon,
                            folds=folds, seed=seed, metric=metric, baseline=baseline, include=candidates,
-                           n_boot=n_boot, level=level, oracle=oracle, max_points=max_points, on_step=on_step,
-                           on_total=on_total)
+                           n_boot=n_boot, level=level, oracle=oracle, max_points=max_points,
+                           on_step=lambda what, n=1, t=t: step(f"task {t}: {what}", n), on_total=grow)
+    counter.finish()
     meta = {
         "callwise_version": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "plan",

@@ -28,6 +28,7 @@ import numpy as np
 from ..core.errors import DataError, PolicyError
 from ..core.frontier import boot_ci
 from ..core.outcomes import OutcomeTable
+from ..core.progress import Counter, OnProgress
 from ..core.version import __version__
 from .engine import Samples, best_of_curve, encode, filter_vote_curve, vote_curve
 from .scaling import FIT_GRIDS, TIE_RULES, best_k, fit_scaling, shape, theorem1_estimate
@@ -75,20 +76,34 @@ def _paired_ci(diff: np.ndarray, n_boot: int, seed: int, level: float) -> list[f
     return [float(lo[0]), float(hi[0])]
 
 
+#: The stages of :func:`scale` its progress counts.
+SCALE_STAGES = 5
+
+
 def scale(table: OutcomeTable, model: str | None = None, *, task: str | None = None, n_few: int = 4, k_max: int = 1000,
           reps: int = 400, seed: int = 0, normalise: str | Callable[[Any], Any] = "text", tpr: float = 0.9,
           fpr: float = 0.2, ranker_accuracy: float = 0.8, n_boot: int = 1000, level: float = 0.95,
           fit_grid: str = "paper", ties: str = "scale",
-          on_step: Callable[[str], None] | None = None) -> ScaleResult:
+          on_step: Callable[[str], None] | None = None, on_progress: OnProgress | None = None) -> ScaleResult:
     """Empirical, resampled, fitted and predicted vote curves of one model, with the best K of each.
 
     ``fit_grid``: the K values the per-query model is fitted at (``paper``: 2 to 100; ``authors-code``:
     1 to 10,000, the default of the authors' code). ``ties``: ``scale`` (the authors') or ``raw``
     (see :func:`~callwise.voting.scaling.fit_scaling`). Theorem 1's shape from (α, p1, p2), estimated
     from all samples and from the few, is reported beside the empirical shape. ``model`` may be
-    left out when the table has one model.
+    left out when the table has one model. ``on_step(what)`` is told each of the five stages (curves
+    and fits) as it starts; ``on_progress(done, 5, what)`` (:mod:`callwise.core.progress`) as it ends.
     """
-    step = on_step or (lambda _: None)
+    counter = Counter(on_progress, SCALE_STAGES)
+    running: list[str] = []
+
+    def step(what: str | None) -> None:
+        if running:
+            counter(running.pop())
+        if what is not None:
+            running.append(what)
+            if on_step:
+                on_step(what)
     if model is None:
         models = table.models()
         if len(models) != 1:
@@ -134,6 +149,7 @@ def scale(table: OutcomeTable, model: str | None = None, *, task: str | None = N
     fv = filter_vote_curve(s, ks_emp, tpr=tpr, fpr=fpr, draws="without-replacement", reps=reps, seed=seed + 4)
     bo_perfect = best_of_curve(s, ks_emp, accuracy=1.0, draws="without-replacement")
     bo_noisy = best_of_curve(s, ks_emp, accuracy=ranker_accuracy, draws="without-replacement")
+    step(None)
     cost_per_call = float(np.nanmean(s.cost))
 
     k_emp, a_emp = best_k(ks_emp, emp)
