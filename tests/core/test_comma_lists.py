@@ -64,5 +64,5 @@ def test_repeatable_options_take_comma_lists(tmp_path) -> None:
     assert one.exit_code == 0 and two.exit_code == 0, (one.output, two.output)
     a = json.loads((tmp_path / "a" / "results.json").read_text())
     b = json.loads((tmp_path / "b" / "results.json").read_text())
-    names = lambda res: sorted(next(iter(res["tasks"].values()))["entries"])  # noqa: E731
+    names = lambda res: sorted(next(iter(res["tasks"].values()))["policies"])  # noqa: E731
     assert names(a) == names(b) and any("random-mix" in n for n in names(a))

@@ -18,8 +18,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from callwise.cli import app
+from callwise.core import styles
 from callwise.core.frontier import ndch
-from callwise.evaluation import styles
 from callwise.evaluation.bench import Entry
 from callwise.evaluation.report import (
     fit_grid_note,

@@ -19,7 +19,7 @@ command wrote a payload, :func:`build_report` returns the page as a string.
 
 Money is shown in dollars per 1,000 queries everywhere (``data-scale="1000"`` on such cells; the
 ``data-value`` is the per-query number of ``results.json``). Styles are the PNGs' (the style map of
-:mod:`callwise.evaluation.styles`, translated to plotly), so a policy looks the same in every command
+:mod:`callwise.core.styles`, translated to plotly), so a policy looks the same in every command
 and in both outputs: the oracle black and dashed, the zero router a thick grey dash-dot, single models
 dark markers, each family its own colours. Where that map is not importable, this module's own
 family styles (``FAMILY_COLOURS``, ``FAMILY_DASH``) keep the same rules.
@@ -427,7 +427,7 @@ class _Styles:
                 "width": 3.0 if fam == "zero" else 1.6 if fam == "oracle" else 2.0}
 
 
-# The PNGs' style map (callwise.evaluation.styles, matplotlib keywords) in plotly's terms, so a policy
+# The PNGs' style map (callwise.core.styles, matplotlib keywords) in plotly's terms, so a policy
 # looks the same in report.html as in the PNGs of every command; this module's own family styles
 # above stand in where that map is not available.
 _MPL_DASH = {"-": "solid", "--": "dash", "-.": "dashdot", ":": "dot", "none": "solid", "": "solid"}
@@ -438,7 +438,7 @@ _MPL_SYMBOL = {"o": "circle", "s": "square", "^": "triangle-up", "v": "triangle-
 
 def _styles_module() -> Any:
     try:
-        from . import styles
+        from ..core import styles
     except ImportError:
         return None
     return styles

@@ -177,8 +177,8 @@ def plot_task(title: str, entries: dict[str, "Entry"], path: Path, costs_estimat
               xlabel: str | None = None, scale: float = 1000.0) -> None:
     """One cost–quality plot: single models, the zero hull, the oracle curve, each policy's curve
     (``xlabel``: another x axis, e.g. the quality–latency plane's, then ``scale=1``). Costs are drawn in
-    dollars per 1,000 queries, as the tables print them; styles from :mod:`callwise.evaluation.styles`."""
-    from .styles import figure, legend_outside, line_kw, log_axis, save, single_markers, style  # noqa: I001
+    dollars per 1,000 queries, as the tables print them; styles from :mod:`callwise.core.styles`."""
+    from ..core.styles import figure, legend_outside, line_kw, log_axis, save, single_markers, style  # noqa: I001
 
     fig, ax = figure((8, 5.5))
     singles = [e for e in entries.values() if e.family == "single" and len(e.points)]
@@ -311,7 +311,7 @@ def _cascade_tables(run: "CascadeRun", out: Out) -> None:
 
 def plot_cascade(r: "CascadeResult", path: Path) -> None:
     """Accuracy against the per-query budget for every method of one pair or chain."""
-    from .styles import figure, legend_outside, line_kw, save, style
+    from ..core.styles import figure, legend_outside, line_kw, save, style
 
     fig, ax = figure((7.5, 5))
     names = short_names(r.models)
@@ -355,7 +355,7 @@ def label_levels(ax: Any, levels: dict[str, float], fontsize: float = 7) -> None
 
 def plot_cascade_summary(run: "CascadeRun", path: Path) -> None:
     """Confidence-cascade AUC against the best baseline's, one point per pair (above the line: it wins)."""
-    from .styles import figure, save, style
+    from ..core.styles import figure, save, style
 
     fig, ax = figure((5.5, 5.5))
     xs = np.array([r.best_baseline("streaming")[1] for r in run.pairs])
@@ -464,7 +464,7 @@ def fit_grid_note(result: "ScaleResult") -> str | None:
 
 
 def _fit_ks(result: "ScaleResult") -> list[int] | None:
-    from ..voting.scaling import FIT_GRIDS
+    from ..voting import FIT_GRIDS
 
     text = result.meta.get("methods", {}).get("fitted", "")
     for name, ks in FIT_GRIDS.items():
@@ -477,7 +477,7 @@ def plot_scale(result: "ScaleResult", path: Path) -> None:
     """Accuracy against the number of calls (log scale): the empirical curve with its interval, the
     resampled, fitted and predicted curves, Filter-Vote and best-of-K. The fitted and predicted
     curves are drawn faint and dotted where they extrapolate below the fitting grid's first K."""
-    from .styles import figure, legend_outside, log_axis, save, style
+    from ..core.styles import figure, legend_outside, log_axis, save, style
 
     c, sm = result.curves, result.summary
     fig, ax = figure((7.5, 5))
@@ -572,7 +572,7 @@ def _metric_label(name: str) -> str:
 
 
 def _lower_is_better(metric: str) -> bool | None:
-    from ..aggregation.metrics import get_metric
+    from ..aggregation import get_metric
 
     try:
         return bool(get_metric(metric).lower_is_better)
@@ -583,7 +583,7 @@ def _lower_is_better(metric: str) -> bool | None:
 def plot_aggregate(result: "AggregateResult", path: Path) -> None:
     """One panel per metric: each rule's value relative to one call (``first`` = 1), per task, with the
     y axis saying so and which way is better (losses: lower; scores: higher)."""
-    from .styles import figure, legend_outside, rule_colour, save
+    from ..core.styles import figure, legend_outside, rule_colour, save
 
     rows = result.rows
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
@@ -677,7 +677,7 @@ def plot_allocation(result: "AllocationResult", path: Path) -> None:
     """The allocations the search scored in the cost-quality plane (training set), the Pareto set's
     test points, the single models and the chosen allocation. Methods that land on the same test
     point share one legend entry ("coordinate = llmselector"), so none is hidden under another."""
-    from .styles import figure, legend_outside, log_axis, method_style, save
+    from ..core.styles import figure, legend_outside, log_axis, method_style, save
 
     fig, ax = figure((6.4, 4.4))
     ev = result.evaluated

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.frontier import Curve, densify
-from ..evaluation.styles import FAMILY_COLOURS as _STYLE_FAMILY_COLOURS
-from ..evaluation.tables import Cell, Out, Table, cell, count, escape, per_1k
-from ..evaluation.tables import usd as _usd
+from ..core.styles import FAMILY_COLOURS as _STYLE_FAMILY_COLOURS
+from ..evaluation import Cell, Out, Table, cell, count, escape, per_1k
+from ..evaluation import usd as _usd
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from .planner import PlanResult, TaskPlan
 
-#: One colour per family, the same in every plot (:mod:`callwise.evaluation.styles`).
+#: One colour per family, the same in every plot (:mod:`callwise.core.styles`).
 FAMILY_COLOURS = _STYLE_FAMILY_COLOURS
 
 
@@ -139,15 +139,15 @@ def _safe(name: str) -> str:
 
 def plot_plan(t: "TaskPlan", path: Path, budget: float | None, quality: float | None, costs_estimated: bool) -> None:
     """Every candidate's test points by family, the cross-family hull, zero, oracle, the recommendation
-    (styles from :mod:`callwise.evaluation.styles`, costs in dollars per 1,000 queries)."""
-    from ..evaluation.styles import figure, legend_outside, line_kw, log_axis, save, style  # noqa: I001
+    (styles from :mod:`callwise.core.styles`, costs in dollars per 1,000 queries)."""
+    from ..core import styles as st
 
-    fig, ax = figure((9, 5.5))
+    fig, ax = st.figure((9, 5.5))
     seen: set[str] = set()
     for name, d in t.frontier["candidates"].items():
         p = np.asarray(d["points"])
         fam = d["family"]
-        s = style(name, fam) if fam not in ("single", "zero") else {"color": FAMILY_COLOURS[fam], "marker": "o"}
+        s = st.style(name, fam) if fam not in ("single", "zero") else {"color": FAMILY_COLOURS[fam], "marker": "o"}
         ax.scatter(p[:, 0] * 1000, p[:, 1], s=12, alpha=0.6, color=FAMILY_COLOURS.get(fam, s["color"]),
                    marker="o" if fam in ("single", "zero") else s.get("marker") or "o",
                    label=None if fam in seen else f"{fam} candidates", zorder=2, linewidth=0)
@@ -156,7 +156,7 @@ def plot_plan(t: "TaskPlan", path: Path, budget: float | None, quality: float | 
         h = np.asarray(t.frontier[key]["hull"]) if t.frontier[key]["hull"] else np.empty((0, 2))
         if len(h):
             xs, ys = densify(h[:, 0], h[:, 1])
-            ax.plot(xs * 1000, ys, label=f"{label} (AIQ {t.frontier[key]['aiq']['paper']:.3f})", **line_kw(style(key)))
+            ax.plot(xs * 1000, ys, label=f"{label} (AIQ {t.frontier[key]['aiq']['paper']:.3f})", **st.line_kw(st.style(key)))
     vx = t.frontier["cross_family"]["vertices"]
     if vx:
         c = Curve(np.array([v["cost"] for v in vx]), np.array([v["quality"] for v in vx]))
@@ -170,14 +170,14 @@ def plot_plan(t: "TaskPlan", path: Path, budget: float | None, quality: float | 
         ax.axvline(budget * 1000, color="#e41a1c", ls=":", lw=1, label=f"budget {per_1k(budget)} per 1k queries")
     if quality is not None:
         ax.axhline(quality, color="#e41a1c", ls=":", lw=1, label=f"quality floor {quality:g}")
-    log_axis(ax, "x", money=True)
+    st.log_axis(ax, "x", money=True)
     ax.set_xlabel("mean cost on the test split, $ per 1,000 queries (" + ("estimated, " if costs_estimated else "")
                   + "log scale)")
     ax.set_ylabel("mean quality on the test split (higher is better)")
     ax.set_title(f"plan: {t.task}")
     ax.grid(alpha=0.3)
-    legend_outside(ax)
-    save(fig, path)
+    st.legend_outside(ax)
+    st.save(fig, path)
 
 
 def policy_file_name(result: "PlanResult", task: str) -> str:

@@ -17,9 +17,9 @@ from .engine import (
     plurality,
     vote_curve,
 )
-from .scaling import ScalingModel, best_k, fit_scaling, shape
+from .scaling import FIT_GRIDS, ScalingModel, best_k, fit_scaling, shape
 from .vote import BestOfK, FilterVote, MultiCall, Vote, samples_per_model
 
-__all__ = ["BestOfK", "DRAWS", "EMPTY_QUALITY", "FilterVote", "MultiCall", "Samples", "ScaleResult", "ScalingModel",
+__all__ = ["BestOfK", "DRAWS", "EMPTY_QUALITY", "FIT_GRIDS", "FilterVote", "MultiCall", "Samples", "ScaleResult", "ScalingModel",
            "Vote", "best_k", "best_of_curve", "draw_positions", "encode", "expected_cost", "filter_vote_curve",
            "fit_scaling", "plurality", "samples_per_model", "scale", "shape", "vote_curve"]
