@@ -43,3 +43,23 @@ def equal_cost_table(mixed: bool = False) -> OutcomeTable:
     if mixed:
         rows += priced_rows("priced")
     return OutcomeTable.from_frame(pd.DataFrame(rows))
+
+
+def three_models(n_prompts: int = 60, tasks=("a", "b"), seed: int = 0, split: bool = False,
+                 confidence: bool = False) -> OutcomeTable:
+    """Three models (small, mid, large: dearer and more accurate) on each task; ``split`` marks every
+    third prompt test, ``confidence`` records a (meaningless) confidence per answer."""
+    rng = np.random.default_rng(seed)
+    models = {"small": (0.001, 0.5), "mid": (0.004, 0.7), "large": (0.02, 0.9)}
+    rows = []
+    for t in tasks:
+        for i in range(n_prompts):
+            for m, (cost, acc) in models.items():
+                row = {"prompt_id": f"{t}-{i}", "task": t, "prompt": f"question {t} {i}", "model": m,
+                       "quality": float(rng.random() < acc), "cost": cost * (1 + rng.random())}
+                if confidence:
+                    row["confidence"] = float(rng.random())
+                if split:
+                    row["split"] = "train" if i % 3 else "test"
+                rows.append(row)
+    return OutcomeTable.from_frame(pd.DataFrame(rows))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -18,6 +19,13 @@ from callwise.live.prices import LivePrices
 TASK = "mmlu-llama"
 SMALL, LARGE = "llama3.1-8b", "llama3.1-405b"
 N_PROMPTS = 600
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server a test or benchmark starts as a subprocess)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def task_table(shared_data: Path) -> OutcomeTable:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from livekit import free_port, prompts_of, split
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -146,16 +147,10 @@ def upstream_table(shared: Path):
 
     t = load(shared / "rational-cascades").for_task("mmlu-qwen_oai")
     t = t.for_prompts(t.prompt_ids()[:300])
-    f = t.frame
-    from callwise.core.outcomes import OutcomeTable
-
-    return OutcomeTable(f[f["model"].isin([SMALL, LARGE])].reset_index(drop=True), meta=dict(t.meta))
+    return t.select(t.frame["model"].isin([SMALL, LARGE]))
 
 
 def _prompts(path: Path, env: dict) -> None:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from livekit import prompts_of, split
-
     _, test = split(upstream_table(env["shared"]))
     ids = test.prompt_ids()[:40] if path.name == "prompts.jsonl" else test.prompt_ids()[40:60]
     ref = test.frame[test.frame["model"] == SMALL].set_index("prompt_id")
@@ -203,14 +198,6 @@ def _serve(cmd: str, ws: Path, environ: dict) -> None:
         proc.wait(timeout=20)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def upstream(shared_data):
     from callwise.live.http_util import BackgroundServer
@@ -246,7 +233,7 @@ def test_every_documented_command_runs(doc: Path, shared_data, upstream, tmp_pat
     env = {"shared": shared_data, "upstream": upstream}
     environ = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                "CALLWISE_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "160"}
-    port = _free_port()
+    port = free_port()
     for start, lines in shell_blocks(doc):
         script = ["set -euo pipefail"]
         for cmd in _commands(lines):

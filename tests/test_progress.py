@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
+from benchkit import three_models
 from typer.testing import CliRunner
 
 from callwise import OutcomeTable
@@ -22,16 +21,7 @@ POLICIES = ["random-mix", "threshold"]
 
 
 def synthetic(n_prompts: int = 60, tasks=("a", "b"), seed: int = 0) -> OutcomeTable:
-    rng = np.random.default_rng(seed)
-    models = {"small": (0.001, 0.5), "mid": (0.004, 0.7), "large": (0.02, 0.9)}
-    rows = []
-    for t in tasks:
-        for i in range(n_prompts):
-            for m, (cost, acc) in models.items():
-                rows.append({"prompt_id": f"{t}-{i}", "task": t, "prompt": f"question {t} {i}", "model": m,
-                             "quality": float(rng.random() < acc), "cost": cost * (1 + rng.random()),
-                             "confidence": float(rng.random()), "split": "train" if i % 3 else "test"})
-    return OutcomeTable.from_frame(pd.DataFrame(rows))
+    return three_models(n_prompts, tasks, seed, split=True, confidence=True)
 
 
 def _record() -> tuple[list[tuple[int, int, str]], object]:

@@ -56,23 +56,18 @@ def test_every_saved_policy_passes_the_checks() -> None:
         load_policy(p)
 
 
-def test_nan_in_an_array(tmp_path: Path) -> None:
-    p = _copy("confidence-cascade", tmp_path)
+@pytest.mark.parametrize("name, array, value, message", [
+    ("confidence-cascade", "cost", np.nan,
+     r"confidence-cascade.json: array 'cost' in confidence-cascade.npz holds NaN"),
+    ("knn", "router/prior", np.inf, "array 'router/prior' in knn.npz holds an infinity"),  # outside a λ grid
+])
+def test_a_non_finite_array_value(tmp_path: Path, name: str, array: str, value: float, message: str) -> None:
+    p = _copy(name, tmp_path)
     a = _arrays(p)
-    a["cost"] = a["cost"].astype(float)
-    a["cost"][0] = np.nan
+    a[array] = a[array].astype(float)
+    a[array][0] = value
     _rewrite(p, arrays=a)
-    with pytest.raises(PolicyFileError, match=r"confidence-cascade.json: array 'cost' in confidence-cascade.npz holds NaN"):
-        load_policy(p)
-
-
-def test_an_infinity_outside_a_lambda_grid(tmp_path: Path) -> None:
-    p = _copy("knn", tmp_path)
-    a = _arrays(p)
-    a["router/prior"] = a["router/prior"].astype(float)
-    a["router/prior"][0] = np.inf
-    _rewrite(p, arrays=a)
-    with pytest.raises(PolicyFileError, match="array 'router/prior' in knn.npz holds an infinity"):
+    with pytest.raises(PolicyFileError, match=message):
         load_policy(p)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from benchkit import three_models
 
 import callwise
 from callwise import OutcomeTable, Replay
@@ -15,18 +16,7 @@ from callwise.core.policy import make, registry
 from callwise.core.split import split_outcomes
 from callwise.evaluation.bench import bench
 
-
-def synthetic(n_prompts: int = 60, tasks=("a", "b"), seed: int = 0, split: bool = False) -> OutcomeTable:
-    rng = np.random.default_rng(seed)
-    models = {"small": (0.001, 0.5), "mid": (0.004, 0.7), "large": (0.02, 0.9)}
-    rows = []
-    for t in tasks:
-        for i in range(n_prompts):
-            for m, (cost, acc) in models.items():
-                rows.append({"prompt_id": f"{t}-{i}", "task": t, "prompt": f"question {t} {i}", "model": m,
-                             "quality": float(rng.random() < acc), "cost": cost * (1 + rng.random()),
-                             **({"split": "train" if i % 3 else "test"} if split else {})})
-    return OutcomeTable.from_frame(pd.DataFrame(rows))
+synthetic = three_models
 
 
 def test_single_model_and_oracle_decisions_on_replay():

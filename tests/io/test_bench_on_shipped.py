@@ -25,15 +25,8 @@ pytestmark = pytest.mark.slow
 def test_bench_runs_on_the_dataset(shared_data: Path, tmp_path: Path, name: str, prices, tasks) -> None:
     t = callwise.load(shared_data / name, prices=prices)
     assert set(tasks) <= set(t.tasks())
-    parts = []
-    for task in tasks:  # 240 prompts per task, keeping the data's own split where it has one
-        one = t.for_task(task)
-        parts.append(one.for_prompts(one.prompt_ids()[:240]))
-    import pandas as pd
-
-    from callwise.core.outcomes import OutcomeTable
-
-    sl = OutcomeTable(pd.concat([p.frame for p in parts], ignore_index=True), meta=dict(t.meta))
+    # 240 prompts per task, keeping the data's own split where it has one
+    sl = t.for_prompts([p for task in tasks for p in t.for_task(task).prompt_ids()[:240]])
     data = tmp_path / "slice.parquet"
     sl.to_parquet(data)
     r = CliRunner().invoke(app, ["bench", str(data), "--policy", "knn", "--policy", "threshold", "--bootstrap", "10",

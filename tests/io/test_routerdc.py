@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
+from scorekit import merged_with_raw
 
 import callwise
 from callwise import OutcomeTable
@@ -80,17 +79,9 @@ def test_counts_tasks_models_and_splits(table: OutcomeTable, raw: dict[str, list
 
 
 def test_every_score_question_and_cost(table: OutcomeTable, raw: dict[str, list[dict[str, Any]]]) -> None:
-    rows = [(f"{stem}:{i}", m, float(s), r["question"]) for stem, recs in raw.items()
-            for i, r in enumerate(recs) for m, s in r["scores"].items()]
-    expect = pd.DataFrame(rows, columns=["prompt_id", "model", "quality", "prompt"])
-    got = table.frame.merge(expect, on=["prompt_id", "model"], how="outer", suffixes=("", "_raw"), indicator=True)
-    assert (got["_merge"] == "both").all()
-    assert np.array_equal(got["quality"].to_numpy(), got["quality_raw"].to_numpy())
-    assert (got["prompt"] == got["prompt_raw"]).all()
+    got = merged_with_raw(table, raw)
     # the example price table: $0.20 per 1M input tokens, tokens = ceil(characters / 4), no output tokens
-    tokens = got["prompt_raw"].map(lambda q: math.ceil(len(q) / 4))
-    assert (got["input_tokens"] == tokens).all() and (got["output_tokens"] == 0).all()
-    assert np.allclose(got["cost"], tokens * 0.2 / 1e6, rtol=0, atol=1e-15)
+    assert np.allclose(got["cost"], got["tokens"] * 0.2 / 1e6, rtol=0, atol=1e-15)
     assert table.costs_estimated and table.meta["price_table"]["path"] == str(PRICES)
 
 

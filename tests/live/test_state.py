@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from livekit import prompts_of, split, task_table
+from livekit import LARGE, SMALL, free_port, prompts_of, split, task_table
 
 from callwise.core.errors import DataError
 from callwise.core.policy_files import save_policy
@@ -37,18 +36,12 @@ from callwise.live.state import (
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
-    port = _free_port()
+    port = free_port()
     d = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", str(d)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -135,7 +128,7 @@ def test_two_instances_on_one_redis_keep_one_budget(shared_data, redis_url, tmp_
     budget = 0.003
     state = redis_url.rsplit("/", 1)[0] + "/1"  # a database of its own
     with BackgroundServer(build_replay_app(table)) as up:
-        ports = [_free_port(), _free_port()]
+        ports = [free_port(), free_port()]
         procs = [_serve(tmp_path / "knn.json", up.url + "/v1", state, p, budget) for p in ports]
         try:
             def one(i: int) -> httpx.Response:
@@ -223,7 +216,6 @@ def test_two_instances_share_a_cascade_ledger_and_conversation_floors(shared_dat
     policy with one ledger does offline; a conversation escalated on one instance stays on the large
     model when its next turn reaches the other."""
     import numpy as np
-    from livekit import LARGE, SMALL
 
     from callwise.core.backend import Queries
     from callwise.core.budget import BudgetLedger
@@ -242,7 +234,7 @@ def test_two_instances_share_a_cascade_ledger_and_conversation_floors(shared_dat
     sim = cascade.with_ledger(BudgetLedger())
     replay = Replay(test)
     with BackgroundServer(build_replay_app(table)) as up:
-        ports = [_free_port(), _free_port()]
+        ports = [free_port(), free_port()]
         procs = [_serve(tmp_path / "casc.json", up.url + "/v1", state, p, 100.0) for p in ports]
         try:
             def ask(i: int, messages: list) -> dict:
@@ -263,7 +255,7 @@ def test_two_instances_share_a_cascade_ledger_and_conversation_floors(shared_dat
                     large_first = large_first or (i, p, got["choices"][0]["message"]["content"])
             assert 0 < escalated < len(ids), escalated
             i, p, answer = large_first
-            small_next = next(q for q, c in zip(prompts, range(len(prompts))) if q != p)
+            small_next = next(q for q in prompts if q != p)
             convo = [{"role": "user", "content": p}, {"role": "assistant", "content": answer},
                      {"role": "user", "content": small_next}]
             got = ask(i + 1, convo)  # the other instance than the one that answered the first turn

@@ -178,9 +178,7 @@ def test_scale_needs_no_model_when_the_data_has_one(tmp_path):
     from callwise.voting.curves import scale
 
     t = _table(n_prompts=40, samples=6)
-    from callwise.core.outcomes import OutcomeTable
-
-    one = OutcomeTable(t.frame[t.frame["model"] == "small"].reset_index(drop=True), meta=dict(t.meta))
+    one = t.select(t.frame["model"] == "small")
     a = scale(one, k_max=20, reps=20, n_boot=20)
     b = scale(t, "small", k_max=20, reps=20, n_boot=20)
     assert a.to_dict()["summary"] == b.to_dict()["summary"]

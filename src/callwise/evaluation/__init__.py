@@ -6,7 +6,7 @@ only when a plot is drawn.
 
 from .bench import BenchResult, bench, default_policies
 from .fit import FitReport, fit_policy
-from .tables import Cell, Out, Table, cell, count, escape, per_1k, usd
+from .tables import Cell, Out, Table, cell, count, escape
 
 __all__ = ["BenchResult", "Cell", "FitReport", "Out", "Table", "bench", "cell", "count",
-           "default_policies", "escape", "fit_policy", "per_1k", "usd"]
+           "default_policies", "escape", "fit_policy"]

@@ -24,13 +24,6 @@ if TYPE_CHECKING:
     from .bench import BenchResult, Entry
 
 
-def _fmt_cost(c: float | None) -> str:
-    """A per-query cost as dollars per 1,000 queries (``never``: the target is not reached)."""
-    if c is None or not np.isfinite(c):
-        return "never"
-    return per_1k(c)
-
-
 def _num(x: Any, fmt: str = "{:.3f}") -> Cell:
     """A number cell (``-`` when missing)."""
     ok = x is not None and np.isfinite(x)
@@ -100,7 +93,7 @@ def _bench_tables(result: "BenchResult", out: Out) -> None:
     for t, r in result.tasks.items():
         b = r.entries[r.best_model]
         groups.append((f"{t}: {count(r.n_train)} train / {count(r.n_test)} test prompts; best single model "
-                       f"{r.best_model} (quality {b.points[0, 1]:.3f}, {_fmt_cost(b.points[0, 0])} per 1k queries)",
+                       f"{r.best_model} (quality {b.points[0, 1]:.3f}, {per_1k(b.points[0, 0], 'never')} per 1k queries)",
                        r.entries, r))
     left = result.aiq_left_out()
     title = f"overall: mean of {len(result.tasks) - len(left)} per-task AIQs"

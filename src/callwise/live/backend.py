@@ -569,8 +569,7 @@ class Live:
         """Load now what the first call would load: LiteLLM (for endpoints that use it; importing it takes
         seconds) and the backend's event loop. A server calls this before it reports itself healthy."""
         if any(ep.transport != "http" for ep in self.endpoints.values()):
-            _litellm()
-            from litellm import main as _main  # noqa: F401 - acompletion's module and its provider handlers
+            _litellm()  # its package import loads acompletion's module and the provider handlers
         self._runner()
 
     def __enter__(self) -> "Live":

@@ -10,23 +10,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.frontier import Curve, densify
-from ..core.styles import FAMILY_COLOURS as _STYLE_FAMILY_COLOURS
-from ..evaluation import Cell, Out, Table, cell, count, escape, per_1k
-from ..evaluation import usd as _usd
+from ..core.money import per_1k, usd
+from ..core.styles import FAMILY_COLOURS
+from ..evaluation import Cell, Out, Table, cell, count, escape
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from .planner import PlanResult, TaskPlan
-
-#: One colour per family, the same in every plot (:mod:`callwise.core.styles`).
-FAMILY_COLOURS = _STYLE_FAMILY_COLOURS
-
-
-def usd(x: float | None) -> str:
-    """Dollars with three significant digits, in plain decimals (``$0.00124``, ``-$0.000566``)."""
-    return _usd(x)
-
 
 def _ci(lo_hi: list[float] | None, fmt: str = "{:.3f}") -> str:
     if not lo_hi or not all(np.isfinite(lo_hi)):
