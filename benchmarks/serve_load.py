@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from livekit import LARGE, SMALL, prompts_of, split, task_table  # noqa: E402
+from livekit import LARGE, SMALL, free_port, prompts_of, split, task_table  # noqa: E402
 
 from callwise.core.policy_files import save_policy  # noqa: E402
 from callwise.evaluation.fit import fit_policy  # noqa: E402
@@ -44,12 +43,6 @@ from callwise.live.server import KeyBudgets  # noqa: E402
 from callwise.live.state import open_store  # noqa: E402
 
 ADMIN = "bench-admin"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_up(url: str, proc: subprocess.Popen, headers: dict | None = None) -> None:
