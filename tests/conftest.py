@@ -60,3 +60,11 @@ def long_csv_text() -> str:
         "p2,t,a,0,0.01\n"
         "p2,t,b,1,0.02\n"
     )
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """The address of a real local Ray cluster (2 CPUs) shared by the session's Ray tests."""
+    from raykit import start_cluster
+
+    yield from start_cluster()

@@ -1050,8 +1050,10 @@ def cache_clear(path: Optional[Path] = CacheOpt,
 
 
 def main() -> None:
+    from .core.cluster import normalise_argv
+
     try:
-        app()
+        app(args=normalise_argv(sys.argv[1:]), prog_name="callwise")
     except CallwiseError as e:  # pragma: no cover - commands catch their own
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
