@@ -14,7 +14,7 @@ size to 1× (linear growth is a ratio equal to the size ratio).
 
 Commands: ``info`` (load and summarise), ``bench-fixed`` (bench with the fixed policies only:
 single models, zero router, oracle, random-mix; 20 bootstrap rounds), ``bench-routers`` (bench
-with the five routers; minutes at 1×), ``plan`` (``--budget`` at the slice's median cost).
+with the five routers; minutes at 1×), ``bench-all`` (bench with every registered policy), ``plan`` (``--budget`` at the slice's median cost).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ COMMANDS = {
     "bench-fixed": ["bench", "{data}", "--policy", "random-mix", "--bootstrap", "20"],
     "bench-routers": ["bench", "{data}", "--policy", "knn", "--policy", "linear", "--policy", "mlp",
                       "--policy", "mf", "--policy", "svm", "--bootstrap", "20"],
+    "bench-all": ["bench", "{data}", "--bootstrap", "20"],
     "plan": ["plan", "{data}", "--budget", "0.002", "--out", "{out}"],
 }
 

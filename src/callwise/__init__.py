@@ -15,55 +15,78 @@ family over a small core (see ``docs/architecture.md``):
 - :mod:`callwise.plan`: :func:`plan` (``callwise plan``), one verdict across every family, and the
   compositions of families (route-then-escalate, the vote-agreement cascade, a learned escalation).
 
-Importing callwise registers every family's policies, so ``make("knn" | "confidence-cascade" |
-"vote" | ..., budget=...)`` finds them by name.
+Importing callwise is cheap: each name below is imported when first used (``callwise.load`` imports
+the loaders, not the families). The policy registry imports every family on its first lookup, so
+``make("knn" | "confidence-cascade" | "vote" | ..., budget=...)`` finds them by name.
 """
 
-# Importing a family registers its policies. In layout order (core's on the first import), so
-# that registry() and bench list them that way:
-# isort: off
-from . import core  # noqa: F401
-from . import routing  # noqa: E402,F401
-from . import cascades  # noqa: E402,F401
-from . import voting  # noqa: E402,F401
-from . import aggregation  # noqa: E402,F401
-from . import plan as _plan  # noqa: E402,F401  (the compositions register here)
-# isort: on
-from .aggregation import Metric, MetricAware, get_metric, register_metric
-from .core import (
-    CallwiseError,
-    DataError,
-    Decisions,
-    DenseView,
-    FormatError,
-    Oracle,
-    OutcomeTable,
-    Policy,
-    PolicyError,
-    PriceTable,
-    Queries,
-    RandomMix,
-    Replay,
-    SingleModel,
-    __version__,
-    load_policy,
-    make,
-    register,
-    registry,
-    save_policy,
-    split_outcomes,
-)
-from .evaluation import bench, fit_policy
-from .io import detect_format, load, load_sample, write_parquet
-from .plan import (
-    plan,  # the function: callwise.plan(...) is the Python twin of `callwise plan`
-)
-from .voting import BestOfK, FilterVote, Vote
+from __future__ import annotations
 
-__all__ = [
-    "BestOfK", "CallwiseError", "DataError", "Decisions", "DenseView", "FilterVote", "FormatError", "Metric",
-    "MetricAware", "Oracle", "OutcomeTable", "Policy", "PolicyError", "PriceTable", "Queries", "RandomMix", "Replay",
-    "SingleModel", "Vote", "__version__", "bench", "detect_format", "fit_policy", "get_metric", "load", "load_policy",
-    "load_sample", "make", "plan", "register", "register_metric", "registry", "save_policy", "split_outcomes",
-    "write_parquet",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: Each public name and the module it comes from (imported on first use: PEP 562).
+_LAZY = {
+    **{n: "callwise.aggregation" for n in ("Metric", "MetricAware", "get_metric", "register_metric")},
+    **{n: "callwise.core" for n in (
+        "CallwiseError", "DataError", "Decisions", "DenseView", "FormatError", "Oracle", "OutcomeTable", "Policy",
+        "PolicyError", "PriceTable", "Queries", "RandomMix", "Replay", "SingleModel", "__version__", "load_policy",
+        "make", "register", "registry", "save_policy", "split_outcomes")},
+    **{n: "callwise.evaluation" for n in ("bench", "fit_policy")},
+    **{n: "callwise.io" for n in ("detect_format", "load", "load_sample", "write_parquet")},
+    "plan": "callwise.plan",  # the function: callwise.plan(...) is the Python twin of `callwise plan`
+    **{n: "callwise.voting" for n in ("BestOfK", "FilterVote", "Vote")},
+}
+#: The subpackages, reachable as attributes (callwise.routing, ...) once imported or on first use.
+_SUBPACKAGES = ("core", "io", "routing", "cascades", "voting", "aggregation", "pipelines", "live", "evaluation")
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        if name == "plan":
+            # importing the package callwise.plan set the attribute `plan` to the package: the public
+            # name is the function (the package stays reachable as sys.modules["callwise.plan"])
+            value = importlib.import_module("callwise.plan").plan
+        globals()[name] = value
+        return value
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"callwise.{name}")
+    raise AttributeError(f"module 'callwise' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the names as eager imports
+    from .aggregation import Metric, MetricAware, get_metric, register_metric  # noqa: F401
+    from .core import (  # noqa: F401
+        CallwiseError,
+        DataError,
+        Decisions,
+        DenseView,
+        FormatError,
+        Oracle,
+        OutcomeTable,
+        Policy,
+        PolicyError,
+        PriceTable,
+        Queries,
+        RandomMix,
+        Replay,
+        SingleModel,
+        __version__,
+        load_policy,
+        make,
+        register,
+        registry,
+        save_policy,
+        split_outcomes,
+    )
+    from .evaluation import bench, fit_policy  # noqa: F401
+    from .io import detect_format, load, load_sample, write_parquet  # noqa: F401
+    from .plan import plan  # noqa: F401
+    from .voting import BestOfK, FilterVote, Vote  # noqa: F401

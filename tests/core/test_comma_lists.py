@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 import callwise  # noqa: F401 - registers every family's policies
 from callwise.cli import app
-from callwise.core.policy import _REGISTRY, _takes_list, coerce_params, make
+from callwise.core.policy import _takes_list, coerce_params, make, registry
 
 
 def _list_settings():
-    for name, cls in sorted(_REGISTRY.items()):
+    for name, cls in sorted(registry().items()):
         for k, p in inspect.signature(cls.__init__).parameters.items():
             if _takes_list(p.annotation):
                 yield name, cls, k, p.annotation
@@ -32,7 +32,7 @@ def test_every_list_setting_takes_a_comma_list(name, cls, setting, annotation) -
 
 
 def test_strings_that_are_not_lists_stay_strings() -> None:
-    cls = _REGISTRY["confidence-cascade"]
+    cls = registry()["confidence-cascade"]
     assert coerce_params(cls, {"signal": "agreement"})["signal"] == "agreement"
     assert make("confidence-cascade", models="1,gpt-4o").models == ["1", "gpt-4o"]  # model names stay text
     assert make("random-mix", models="a,b", weights="0.3,0.7").weights == [0.3, 0.7]

@@ -279,7 +279,7 @@ def _compact(values: np.ndarray, codes: np.ndarray | None, weight: np.ndarray, o
         rows = np.broadcast_to(np.arange(Q)[:, None], (Q, Sn))[ok_c]
         new_codes = np.full((Q, Sn), -1, dtype=np.int64)
         if ok_c.any():
-            g = pd.DataFrame({"r": rows, "a": ans[ok_c]}).groupby(["r", "a"], sort=False).ngroup().to_numpy()
+            g = pd.DataFrame({"r": rows, "a": ans[ok_c]}).groupby(["r", "a"], sort=False, observed=True).ngroup().to_numpy()
             first = np.full(Q, np.iinfo(np.int64).max)
             np.minimum.at(first, rows, g)
             local = g - first[rows]

@@ -224,8 +224,15 @@ def read_parquet(path: Path) -> pd.DataFrame:
     raw = read_bytes(path)
     if raw[:4] != b"PAR1":
         raise FormatError("named .parquet but is not Parquet (no PAR1 magic)", file=str(path))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
-        df = pd.read_parquet(io.BytesIO(raw))
+        pf = pq.ParquetFile(pa.BufferReader(raw))
+        # text columns are read dictionary-encoded (pandas categoricals): a prompt repeated once per
+        # model and sample is held once, never materialised per row
+        text = [f.name for f in pf.schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        df = pq.read_table(pa.BufferReader(raw), read_dictionary=text).to_pandas()
     except Exception as e:  # pyarrow raises several types for corrupt files
         raise FormatError(f"unreadable Parquet: {e}", file=str(path)) from None
     if len(df) == 0:

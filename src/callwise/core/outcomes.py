@@ -211,7 +211,16 @@ class OutcomeTable:
         return OutcomeTable(self.frame[np.asarray(mask)].reset_index(drop=True), self.meta)
 
     def for_task(self, task: str) -> "OutcomeTable":
-        return self.select(self.frame["task"] == task)
+        """The rows of one task. The table is sorted by task, so this is one contiguous slice of the
+        frame (found by binary search on the task codes), not a boolean mask over every row."""
+        col = self.frame["task"]
+        if isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.is_monotonic_increasing:
+            codes = col.cat.codes.to_numpy()
+            at = col.cat.categories.get_indexer([task])[0]
+            if at >= 0 and (len(codes) < 2 or bool((codes[1:] >= codes[:-1]).all())):
+                lo, hi = np.searchsorted(codes, [at, at + 1])
+                return OutcomeTable(self.frame.iloc[lo:hi].reset_index(drop=True), self.meta)
+        return self.select(col == task)
 
     def for_prompts(self, prompt_ids: Sequence[str] | np.ndarray) -> "OutcomeTable":
         return self.select(self.frame["prompt_id"].isin(set(prompt_ids)))
@@ -220,7 +229,7 @@ class OutcomeTable:
         """Prompts x models x samples arrays (prompts in table order; NaN where not recorded)."""
         f = self.frame
         models = tuple(models) if models is not None else tuple(self.models())
-        pcode, pids = pd.factorize(f["prompt_id"], sort=False)
+        pcode, pids = _factorize(f["prompt_id"])
         mcode = pd.Index(models).get_indexer(f["model"])
         keep = mcode >= 0
         s = f["sample"].to_numpy()
@@ -233,10 +242,11 @@ class OutcomeTable:
             return a
 
         has = lambda c: c in f.columns and f[c].notna().any()  # noqa: E731
-        prompts = f["prompt"].to_numpy(dtype=object)[first] if "prompt" in f.columns else np.asarray(pids, dtype=object)
+        at_first = lambda c: f[c].iloc[first].to_numpy(dtype=object)  # noqa: E731  (one value a prompt)
+        prompts = at_first("prompt") if "prompt" in f.columns else np.asarray(pids, dtype=object)
         return DenseView(
             prompt_ids=np.asarray(pids, dtype=object),
-            tasks=f["task"].to_numpy(dtype=object)[first],
+            tasks=at_first("task"),
             prompts=prompts,
             models=models,
             quality=fill("quality"),
@@ -245,13 +255,23 @@ class OutcomeTable:
             confidence=fill("confidence") if has("confidence") else None,
             answers=fill("answer", object, None) if has("answer") else None,
             keep=fill("keep") if has("keep") else None,
-            references=f["reference"].to_numpy(dtype=object)[first] if has("reference") else None,
+            references=at_first("reference") if has("reference") else None,
         )
 
     # -- storage -------------------------------------------------------------------------------
     def to_parquet(self, path: str | Path) -> None:
         """Write the canonical table (with ``meta`` in the Parquet metadata) atomically."""
         write_parquet(self, path)
+
+
+def _factorize(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (order of first appearance) and distinct values of a column, through the category codes
+    when it is categorical (integers are factorized, not strings)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes, first_codes = pd.factorize(col.cat.codes.to_numpy(), sort=False)
+        return codes, col.cat.categories.to_numpy(dtype=object)[first_codes]
+    codes, uniques = pd.factorize(col, sort=False)
+    return codes, np.asarray(uniques, dtype=object)
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,8 +317,7 @@ def _coerce(df: pd.DataFrame, prov: Provenance) -> pd.DataFrame:
                 bad = v.isna().to_numpy()
                 if bad.any():
                     raise _fail(prov, np.flatnonzero(bad)[0], col, f"empty {col}; every outcome needs one")
-            df[col] = v.astype(object).where(v.notna(), None)
-            df[col] = df[col].map(lambda x: x if x is None or isinstance(x, str) else str(x))
+            df[col] = as_text(v, sort=col in SORT_KEY)
             continue
         if df[col].dtype == bool:
             df[col] = df[col].astype(float)
@@ -324,6 +343,47 @@ def _coerce(df: pd.DataFrame, prov: Provenance) -> pd.DataFrame:
             i = np.flatnonzero(bad.to_numpy())[0]
             raise _fail(prov, i, "split", f"expected 'train' or 'test', got {df['split'].iloc[i]!r}")
     return df
+
+
+#: The columns the table is sorted by (their text categories are kept in sorted order, so sorting by
+#: category codes is sorting by text).
+SORT_KEY = ("task", "prompt_id", "model")
+
+
+def as_text(v: pd.Series, *, sort: bool = False) -> pd.Series:
+    """A text column as a pandas categorical of ``str``: each distinct value is held once.
+
+    A prompt repeated once per model and sample (and a task, model or split name repeated on every
+    row) then costs a small integer code per row, not a string. Non-string values (ids read as
+    numbers) become their ``str``; missing values stay missing. Only the distinct values pass
+    through Python, never every row. ``sort`` orders the categories as text, so that sorting the
+    table by this column (by its codes) orders it as text.
+    """
+    if isinstance(v.dtype, pd.CategoricalDtype):
+        cats = v.cat.categories
+        if cats.dtype == (TEXT_DTYPE or object) and (TEXT_DTYPE or all(isinstance(x, str) for x in cats)):
+            # already distinct text (a dictionary-encoded Parquet column): at most reorder
+            if sort and not cats.is_monotonic_increasing:
+                return v.cat.reorder_categories(cats.sort_values())
+            return v
+        codes, distinct = v.cat.codes.to_numpy(), cats
+    else:
+        codes, distinct = pd.factorize(v, use_na_sentinel=True)
+    if len(distinct) and not (getattr(distinct, "dtype", None) == "str" or all(isinstance(x, str) for x in distinct)):
+        distinct = pd.Index([x if isinstance(x, str) else str(x) for x in distinct], dtype=object)
+    # merge values that are equal as text (1 and "1"); order them as text when asked
+    names = pd.Index(distinct, dtype=object)
+    uniq = names.unique()
+    if sort:
+        uniq = uniq.sort_values()
+    inv = uniq.get_indexer(names) if len(names) else np.zeros(0, dtype=np.intp)
+    codes = np.where(codes >= 0, inv[np.maximum(codes, 0)] if len(inv) else -1, -1)
+    cat = pd.Categorical.from_codes(codes, categories=pd.Index(uniq, dtype=TEXT_DTYPE or object))
+    return pd.Series(cat, index=v.index, name=v.name)
+
+
+#: The dtype of text categories: pandas 3's ``str`` (Arrow-backed), or None (object) before it.
+TEXT_DTYPE = "str" if int(pd.__version__.split(".")[0]) >= 3 else None
 
 
 def _check_values(df: pd.DataFrame, prov: Provenance, quality_range: tuple[float, float]) -> None:
@@ -365,7 +425,7 @@ def _dedupe(df: pd.DataFrame, prov: Provenance) -> tuple[pd.DataFrame, np.ndarra
         return df, None
     sub = df[dup]
     compare = [c for c in ("quality", "cost", "answer", "task") if c in df.columns]
-    n_distinct = sub.groupby(list(KEY), sort=False)[compare].nunique(dropna=False).max(axis=1)
+    n_distinct = sub.groupby(list(KEY), sort=False, observed=True)[compare].nunique(dropna=False).max(axis=1)
     conflict = n_distinct[n_distinct > 1]
     if len(conflict):
         key = conflict.index[0]
@@ -385,8 +445,8 @@ def _dedupe(df: pd.DataFrame, prov: Provenance) -> tuple[pd.DataFrame, np.ndarra
 def _check_complete(df: pd.DataFrame, prov: Provenance, drop: bool) -> tuple[pd.DataFrame, list[str]]:
     """Every prompt must have sample 0 of every model that its task has."""
     s0 = df[df["sample"] == 0]
-    per_task_models = s0.groupby("task")["model"].nunique()
-    per_prompt = s0.groupby(["task", "prompt_id"])["model"].nunique()
+    per_task_models = s0.groupby("task", observed=True)["model"].nunique()
+    per_prompt = s0.groupby(["task", "prompt_id"], observed=True)["model"].nunique()
     need = per_task_models.reindex(per_prompt.index.get_level_values(0)).to_numpy()
     short = per_prompt[per_prompt.to_numpy() < need]
     # prompts that only have samples > 0 for some model also count as incomplete
@@ -398,12 +458,12 @@ def _check_complete(df: pd.DataFrame, prov: Provenance, drop: bool) -> tuple[pd.
     if drop:
         return df[~df["prompt_id"].isin(bad_ids)].reset_index(drop=True), sorted(bad_ids)
     lines = []
-    for task, models in s0.groupby("task")["model"].unique().items():
+    for task, models in s0.groupby("task", observed=True)["model"].unique().items():
         tp = df[df["task"] == task]["prompt_id"].unique()
         bad_t = [p for p in tp if p in bad_ids]
         if not bad_t:
             continue
-        have = s0[s0["prompt_id"].isin(bad_t)].groupby("model")["prompt_id"].nunique()
+        have = s0[s0["prompt_id"].isin(bad_t)].groupby("model", observed=True)["prompt_id"].nunique()
         for m in sorted(models):
             n_missing = len(bad_t) - int(have.get(m, 0))
             if n_missing:
@@ -422,13 +482,13 @@ def _check_complete(df: pd.DataFrame, prov: Provenance, drop: bool) -> tuple[pd.
 
 
 def _check_prompt_consistency(df: pd.DataFrame, prov: Provenance) -> None:
-    n_tasks = df.groupby("prompt_id")["task"].nunique()
+    n_tasks = df.groupby("prompt_id", observed=True)["task"].nunique()
     if (n_tasks > 1).any():
         pid = n_tasks[n_tasks > 1].index[0]
         raise DataError(f"prompt {pid!r} appears under several tasks {sorted(df[df.prompt_id == pid]['task'].unique())}; "
                         "prompt ids must be unique within a dataset", row=f"prompt {pid!r}", column=prov.column("task", 0))
     if "reference" in df.columns:
-        n_ref = df.groupby("prompt_id")["reference"].nunique()
+        n_ref = df.groupby("prompt_id", observed=True)["reference"].nunique()
         if (n_ref > 1).any():
             pid = n_ref[n_ref > 1].index[0]
             refs = sorted(df.loc[df.prompt_id == pid, "reference"].dropna().unique())[:3]
@@ -436,7 +496,7 @@ def _check_prompt_consistency(df: pd.DataFrame, prov: Provenance) -> None:
                             "gold answer and must be the same on every row of the prompt", row=f"prompt {pid!r}",
                             column=prov.column("reference", 0))
     if "split" in df.columns:
-        n_split = df.groupby("prompt_id")["split"].nunique()
+        n_split = df.groupby("prompt_id", observed=True)["split"].nunique()
         if (n_split > 1).any():
             pid = n_split[n_split > 1].index[0]
             raise DataError(f"prompt {pid!r} is in both train and test", row=f"prompt {pid!r}", column=prov.column("split", 0))

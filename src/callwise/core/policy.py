@@ -171,6 +171,35 @@ class Policy(ABC):
 P = TypeVar("P", bound=type[Policy])
 _REGISTRY: dict[str, type[Policy]] = {}
 
+#: The modules whose import registers callwise's own policies, in layout order: core's fixed
+#: policies, then each family. ``import callwise`` imports none of them (start-up stays fast); the
+#: first lookup (:func:`registry`, :func:`get_policy`, :func:`make`) imports them all, so every
+#: policy is findable by name however callwise was imported. A policy of your own registers when
+#: its module is imported (the :func:`register` decorator).
+FAMILIES = ("callwise.core.fixed", "callwise.routing", "callwise.cascades", "callwise.voting",
+            "callwise.aggregation", "callwise.plan")
+_families_loaded = False
+
+
+def _load_families() -> None:
+    global _families_loaded
+    if not _families_loaded:
+        import importlib
+
+        for module in FAMILIES:
+            importlib.import_module(module)
+        _families_loaded = True
+
+
+def _layout_rank(cls: type[Policy]) -> int:
+    """Position of a policy's family in :data:`FAMILIES` (policies of your own come last)."""
+    mod = cls.__module__
+    for i, fam in enumerate(FAMILIES):
+        root = fam if fam != "callwise.core.fixed" else "callwise.core"
+        if mod == root or mod.startswith(root + "."):
+            return i
+    return len(FAMILIES)
+
 
 def register(cls: P) -> P:
     """Class decorator: make a policy findable by its ``name``."""
@@ -181,11 +210,15 @@ def register(cls: P) -> P:
 
 
 def registry() -> dict[str, type[Policy]]:
-    """Registered policy classes by name."""
-    return dict(_REGISTRY)
+    """Registered policy classes by name, family by family in layout order (core, routing, cascades,
+    voting, aggregation, plan's compositions; then your own), each family's in registration order."""
+    _load_families()
+    return dict(sorted(_REGISTRY.items(), key=lambda kv: _layout_rank(kv[1])))  # stable: registration order within
 
 
 def get_policy(name: str) -> type[Policy]:
+    if name not in _REGISTRY:
+        _load_families()
     try:
         return _REGISTRY[name]
     except KeyError:

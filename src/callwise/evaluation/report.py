@@ -719,7 +719,7 @@ def print_info(t: Any, console: "Console", fmt: str | None = "table") -> None:
         out.text(f"format: {t.meta.get('format')}  fingerprint: {t.fingerprint()}  costs estimated: {t.costs_estimated}")
         for note in t.meta.get("notes", []):
             out.text(f"note: {note}")
-        g = t.frame[t.frame["sample"] == 0].groupby(["task", "model"]).agg(
+        g = t.frame[t.frame["sample"] == 0].groupby(["task", "model"], observed=True).agg(
             prompts=("prompt_id", "nunique"), quality=("quality", "mean"), cost=("cost", "mean"))
         table = Table.of(None, ["task", "model", "prompts", "mean quality", "mean $/1k queries"], keys=2)
         for (task, model), r in g.iterrows():

@@ -132,12 +132,12 @@ def resolve_split_conflicts(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Put each prompt id whose rows sit in both split files into the split with most of its outcomes."""
     if "split" not in df.columns or df["split"].isna().any():
         return df, []
-    n_split = df.groupby("prompt_id")["split"].nunique()
+    n_split = df.groupby("prompt_id", observed=True)["split"].nunique()
     conflicted = n_split[n_split > 1].index
     if len(conflicted) == 0:
         return df, []
     sub = df[df["prompt_id"].isin(conflicted)]
-    counts = sub.groupby(["prompt_id", "split"]).size().unstack(fill_value=0)
+    counts = sub.groupby(["prompt_id", "split"], observed=True).size().unstack(fill_value=0)
     winner = counts.idxmax(axis=1)
     df = df.copy()
     mask = df["prompt_id"].isin(conflicted)

@@ -131,7 +131,7 @@ def join_by_prompt(table: OutcomeTable, tasks: Sequence[str], task: str | None =
 
     # a model may belong to one task only, else the joined prompt would hold two outcomes of it
     owner: dict[str, str] = {}
-    for t, models in sub.groupby("task", sort=False)["model"].unique().items():
+    for t, models in sub.groupby("task", sort=False, observed=True)["model"].unique().items():
         for m in models:
             if m in owner:
                 a, b = sorted([owner[m], str(t)], key=tasks.index)
@@ -146,11 +146,11 @@ def join_by_prompt(table: OutcomeTable, tasks: Sequence[str], task: str | None =
         "text": firsts["prompt"].to_numpy(),
         "split": (firsts["split"].fillna("").to_numpy() if "split" in firsts.columns else ""),
     })
-    keys["rank"] = keys.groupby(["task", "text", "split"], sort=False).cumcount()
-    repeated = keys[keys["rank"] > 0].groupby("task", sort=False).size()
+    keys["rank"] = keys.groupby(["task", "text", "split"], sort=False, observed=True).cumcount()
+    repeated = keys[keys["rank"] > 0].groupby("task", sort=False, observed=True).size()
     kcols = ["text", "split", "rank"]
-    keys["key"] = keys.groupby(kcols, sort=False).ngroup()
-    n_tasks_per_key = keys.groupby("key")["task"].nunique()
+    keys["key"] = keys.groupby(kcols, sort=False, observed=True).ngroup()
+    n_tasks_per_key = keys.groupby("key", observed=True)["task"].nunique()
     complete = n_tasks_per_key.reindex(keys["key"]).to_numpy() == len(tasks)
     notes = list(table.meta.get("notes", []))
     if not complete.all():
@@ -243,7 +243,7 @@ def infer_references(view: DenseView, normalise: NormaliseSpec = "text") -> tupl
         use = correct & has
         rows = np.broadcast_to(np.arange(Q)[:, None], use.shape)[use]
         if rows.size:
-            counts = pd.DataFrame({"q": rows, "a": norm[use]}).groupby(["q", "a"], sort=False).size()
+            counts = pd.DataFrame({"q": rows, "a": norm[use]}).groupby(["q", "a"], sort=False, observed=True).size()
             # groups keep first-appearance order (row-major: model order), so idxmax takes the first on ties
             best = counts.groupby(level=0, sort=False).idxmax()
             refs[best.index.to_numpy()] = [k[1] for k in best.to_numpy()]

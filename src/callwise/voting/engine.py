@@ -133,7 +133,7 @@ def encode(answers: np.ndarray, quality: np.ndarray | None = None, cost: np.ndar
     codes = np.full((Q, S), -1, dtype=np.int16)
     if has.any():
         frame = pd.DataFrame({"r": rows, "a": norm[has]})
-        g = frame.groupby(["r", "a"], sort=False).ngroup().to_numpy()
+        g = frame.groupby(["r", "a"], sort=False, observed=True).ngroup().to_numpy()
         # ngroup numbers groups by first appearance; rows come in order, so each row's groups are
         # consecutive and its first group is the smallest id in the row
         first = np.full(Q, np.iinfo(np.int64).max)

@@ -73,7 +73,7 @@ def parse_choice(text: Any, k: int) -> int | None:
 
 def samples_per_model(frame: pd.DataFrame) -> pd.Series:
     """The fewest recorded samples any prompt has, per model."""
-    return frame.groupby(["model", "prompt_id"])["sample"].nunique().groupby(level=0).min()
+    return frame.groupby(["model", "prompt_id"], observed=True)["sample"].nunique().groupby(level=0).min()
 
 
 class MultiCall(Policy):
@@ -110,7 +110,7 @@ class MultiCall(Policy):
         f = train.frame
         per = samples_per_model(f)
         if self.model is None:
-            q = f[f["sample"] == 0].groupby("model")["quality"].mean()
+            q = f[f["sample"] == 0].groupby("model", observed=True)["quality"].mean()
             self.model_ = str(sorted(per.index, key=lambda m: (-per[m], -q.get(m, 0.0), m))[0])
         else:
             if self.model not in per.index:
