@@ -684,6 +684,26 @@ TransportOpt = typer.Option("litellm", "--transport", help="litellm (any provide
 ConcurrencyOpt = typer.Option(32, "--concurrency", help="Concurrent requests per model (with --api-base)")
 TimeoutOpt = typer.Option(60.0, "--timeout", help="Seconds per request (with --api-base)")
 RetriesOpt = typer.Option(3, "--retries", help="Retries on retryable errors (with --api-base)")
+RayJobOpt = typer.Option(None, "--ray", help="Run in shards on Ray: --ray alone starts a local cluster (or joins "
+                         "$RAY_ADDRESS), --ray HOST:PORT joins one; finished shards are kept in OUT.shards/ and a "
+                         "re-run of the same job skips them (docs/scale.md)")
+ShardSizeOpt = typer.Option(None, "--shard-size", help="Prompts per Ray shard (with --ray; default 512; for run a "
+                            "multiple of 256, the policy's chunk)")
+
+
+def _ray_job(ray: Optional[str], shard_size: Optional[int], out: Path) -> dict[str, Any]:
+    """The run/collect arguments of ``--ray`` / ``--shard-size`` (shards beside the output: OUT.shards/)."""
+    if ray is None:
+        if shard_size is not None:
+            raise DataError("--shard-size splits a Ray job: give --ray too", column="shard_size")
+        return {}
+    return {"ray": ray, "shard_size": shard_size, "shards": out.with_suffix(".shards")}
+
+
+def _ray_note(result: Any, console: Any) -> None:
+    r = result.summary.get("ray")
+    if r:
+        _info(console, f"ray: {r['shards']} shards, {r['ran']} run now, {r['skipped']} already done in {r['folder']}")
 
 
 def _live(models: List[str], api_base: Optional[str], endpoints: Optional[Path], prices: Optional[Path],
@@ -807,6 +827,7 @@ def run(
     api_base: Optional[str] = ApiBaseOpt, endpoints: Optional[Path] = EndpointsOpt, prices: Optional[Path] = LivePricesOpt,
     provider_costs: bool = ProviderCostOpt, cache: Optional[Path] = CacheOpt, no_cache: bool = NoCacheOpt,
     transport: str = TransportOpt, concurrency: int = ConcurrencyOpt, timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+    ray: Optional[str] = RayJobOpt, shard_size: Optional[int] = ShardSizeOpt,
 ) -> None:
     """Run a fitted policy on live models over PROMPTS; resumable (finished calls are cached)."""
     from .core.policy import policy_models
@@ -820,15 +841,17 @@ def run(
             raise DataError("the outcome table must end in .parquet", file=str(out))
         policy = load_policy(policy_file)
         prompts = load_prompts(prompts_file)
+        on_ray = _ray_job(ray, shard_size, out)
         backend = _live(policy_models(policy), api_base, endpoints, prices, provider_costs, cache, no_cache, transport,
                         concurrency, timeout, retries)
         try:
             n = len(prompts)
             with _work(console, f"run {policy.name}", n, every=max(1, n // 10)) as on_progress:
                 result = run_policy(policy, prompts, backend, grader=grade, complete=complete,
-                                    progress=_per_unit(on_progress, n, "prompts"))
+                                    progress=_per_unit(on_progress, n, "prompts"), **on_ray)
         finally:
             backend.close()
+        _ray_note(result, console)
         _write_run(result, out, console)
     except CallwiseError as e:
         _fail(e)
@@ -845,6 +868,7 @@ def collect(
     api_base: Optional[str] = ApiBaseOpt, endpoints: Optional[Path] = EndpointsOpt, prices: Optional[Path] = LivePricesOpt,
     provider_costs: bool = ProviderCostOpt, cache: Optional[Path] = CacheOpt, no_cache: bool = NoCacheOpt,
     transport: str = TransportOpt, concurrency: int = ConcurrencyOpt, timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+    ray: Optional[str] = RayJobOpt, shard_size: Optional[int] = ShardSizeOpt,
 ) -> None:
     """Record the outcomes of several models (and samples) on PROMPTS: a training set for callwise fit."""
     from .live.prompts import load_prompts
@@ -858,15 +882,17 @@ def collect(
         if not names:
             raise DataError("give at least one model (comma-separated)", column="models")
         prompts = load_prompts(prompts_file)
+        on_ray = _ray_job(ray, shard_size, out)
         backend = _live(names, api_base, endpoints, prices, provider_costs, cache, no_cache, transport, concurrency,
                         timeout, retries)
         try:
             n = len(prompts) * len(names) * samples
             with _work(console, "collect", n, every=max(1, n // 10)) as on_progress:
                 result = collect_outcomes(names, prompts, backend, samples=samples, grader=grade, logprobs=logprobs,
-                                          progress=_per_unit(on_progress, n, "calls"))
+                                          progress=_per_unit(on_progress, n, "calls"), **on_ray)
         finally:
             backend.close()
+        _ray_note(result, console)
         _write_run(result, out, console)
     except CallwiseError as e:
         _fail(e)

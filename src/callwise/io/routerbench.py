@@ -92,6 +92,11 @@ def read_wide(path: Path, trust_pickle: bool = False) -> tuple[pd.DataFrame, Pro
     if split is None and (s := _split_from_name(path)):
         split = np.full(n, s, dtype=object)
 
+    # text repeated once per model is built as categoricals over the wide rows (each text held once;
+    # a part takes codes, not strings); pd.concat keeps them, as every part shares the categories
+    by_row = lambda a: pd.Categorical(a) if a is not None else None  # noqa: E731
+    pid_c, task_c, prompt_c, split_c = by_row(pid), by_row(task), by_row(prompts), by_row(split)
+    model_c = pd.CategoricalDtype(pd.Index(models).unique())
     parts, qcol, ccol, rows = [], [], [], []
     for m in models:
         q = pd.to_numeric(wide[m], errors="coerce")
@@ -104,15 +109,15 @@ def read_wide(path: Path, trust_pickle: bool = False) -> tuple[pd.DataFrame, Pro
         idx = np.flatnonzero(rec)
         resp_col = m + RESPONSE_SUFFIX
         part = {
-            "prompt_id": pid[idx], "task": task[idx], "prompt": prompts[idx],
-            "model": np.full(len(idx), m, dtype=object),
+            "prompt_id": pid_c[idx], "task": task_c[idx], "prompt": prompt_c[idx],
+            "model": pd.Categorical.from_codes(np.full(len(idx), model_c.categories.get_loc(m)), dtype=model_c),
             "quality": q.to_numpy()[idx],
             "cost": wide[m + COST_SUFFIX].to_numpy()[idx],
         }
         if resp_col in cols:
             part["answer"] = np.array([parse_listish(v) for v in wide[resp_col].to_numpy()[idx]], dtype=object)
         if split is not None:
-            part["split"] = split[idx]
+            part["split"] = split_c[idx]
         parts.append(pd.DataFrame(part))
         qcol.append(np.full(len(idx), m, dtype=object))
         ccol.append(np.full(len(idx), m + COST_SUFFIX, dtype=object))

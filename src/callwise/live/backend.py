@@ -351,12 +351,21 @@ class _Bucket:
 
 
 class _Limits:
-    """Per-endpoint concurrency bound and rate limits (created on the backend's loop)."""
+    """Per-endpoint concurrency bound and rate limits (created on the backend's loop).
 
-    def __init__(self, ep: Endpoint) -> None:
+    ``shared``: a limiter several backends share (a distributed job's one limiter,
+    :mod:`callwise.live.distributed`): its ``buckets(ep)`` gives the (requests, tokens) buckets —
+    objects with ``async take(n) -> float`` and ``adjust(delta)``, or None — used instead of this
+    backend's own. The concurrency bound stays per backend.
+    """
+
+    def __init__(self, ep: Endpoint, shared: Any = None) -> None:
         self.sem = asyncio.Semaphore(ep.max_concurrency)
-        self.requests = _Bucket(ep.rpm) if ep.rpm else None
-        self.tokens = _Bucket(ep.tpm) if ep.tpm else None
+        if shared is not None:
+            self.requests, self.tokens = shared.buckets(ep)
+        else:
+            self.requests = _Bucket(ep.rpm) if ep.rpm else None
+            self.tokens = _Bucket(ep.tpm) if ep.tpm else None
         self.fails: list[float] = []  # when attempts failed (monotonic seconds, the last minute)
         self.last_ok = -math.inf  # when an attempt last succeeded
         self.cooling_until = 0.0
@@ -554,6 +563,9 @@ class Live:
         #: Send each query's id as ``x-callwise-prompt-id`` (the replay server matches on it); a
         #: server whose query ids are made up per request turns this off.
         self.send_ids = True
+        #: A rate limiter shared with other backends (one per distributed job), or None: this backend's
+        #: own token buckets (see :class:`_Limits`).
+        self.rate_limiter: Any = None
         self.stats = {"calls": 0, "cache_hits": 0, "retries": 0, "fallbacks": 0, "cooled_down": 0, "spent": 0.0}
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -666,7 +678,7 @@ class Live:
                             prompt_id: str | None) -> Response:
         limits = self._limits.get(ep.name)
         if limits is None:
-            limits = self._limits[ep.name] = _Limits(ep)
+            limits = self._limits[ep.name] = _Limits(ep, self.rate_limiter)
         attempt = 0
         while True:
             left = limits.cooling()

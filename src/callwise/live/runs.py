@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,16 +86,48 @@ def _table(rows: list[dict[str, Any]], prompts: Prompts, grader: str | None, *, 
 
 
 def run_policy(policy: Policy, prompts: Prompts, backend: Live, *, grader: str | None = None, complete: bool = False,
-               chunk: int = CHUNK, progress: Callable[[int], None] | None = None) -> RunResult:
-    """Run a fitted policy on live models over a prompt file; every call made becomes an outcome row."""
+               chunk: int = CHUNK, progress: Callable[[int], None] | None = None, ray: str | None = None,
+               shards: str | Path | None = None, shard_size: int | None = None) -> RunResult:
+    """Run a fitted policy on live models over a prompt file; every call made becomes an outcome row.
+
+    ``ray``: a Ray address (``"local"`` starts a local cluster) to run the prompts in shards of
+    ``shard_size`` on Ray workers, each finished shard kept under ``shards`` (a folder) so a re-run
+    skips it (:mod:`callwise.live.distributed`; docs/scale.md).
+    """
+    if ray is not None:
+        from .distributed import run_policy_sharded
+
+        return run_policy_sharded(policy, prompts, backend, shards=shards, address=ray, shard_size=shard_size,
+                                  grader=grader, complete=complete, chunk=chunk, progress=progress)
+    spent_before = backend.stats["spent"]
+    policy = _prepare_policy(policy, prompts, backend, grader)
+    parts = _policy_rows(policy, prompts, backend, complete=complete, chunk=chunk, progress=progress)
+    return _policy_result(policy, prompts, backend, parts, grader=grader, complete=complete,
+                          spent=backend.stats["spent"] - spent_before, retries=backend.stats["retries"],
+                          fallbacks=backend.stats["fallbacks"])
+
+
+def _prepare_policy(policy: Policy, prompts: Prompts, backend: Live, grader: str | None,
+                    ledger: BudgetLedger | None = None) -> Policy:
+    """Check the grader, ask for logprobs when the policy reads them, give it a budget ledger (``ledger``,
+    else a new one) when it keeps its budget across chunks."""
     if grader is not None:  # a bad grader or a missing reference fails before any call
         check_grading(grader, prompts.references, ids=prompts.queries.ids, file=prompts.path)
     if policy.needs_logprobs():
         backend.with_logprobs(True)
-    with_ledger = getattr(policy, "with_ledger", None)
-    ledger = BudgetLedger()
-    if with_ledger is not None and getattr(policy, "mode", "offline") == "offline":
-        policy = with_ledger(ledger)
+    if keeps_ledger(policy):
+        policy = policy.with_ledger(BudgetLedger() if ledger is None else ledger)  # type: ignore[attr-defined]
+    return policy
+
+
+def keeps_ledger(policy: Policy) -> bool:
+    """Whether a live run gives ``policy`` a budget ledger (its decisions then depend on earlier chunks' spend)."""
+    return getattr(policy, "with_ledger", None) is not None and getattr(policy, "mode", "offline") == "offline"
+
+
+def _policy_rows(policy: Policy, prompts: Prompts, backend: Live, *, complete: bool, chunk: int,
+                 progress: Callable[[int], None] | None) -> dict[str, Any]:
+    """The calls a policy makes on ``prompts``: outcome rows, aux models, decisions, spend."""
     q = prompts.queries
     index = {str(p): i for i, p in enumerate(q.ids)}
     rows: list[dict[str, Any]] = []
@@ -127,6 +160,15 @@ def run_policy(policy: Policy, prompts: Prompts, backend: Live, *, grader: str |
                     rows.append(_row(prompts, index, str(q.ids[i]), 0, r))  # type: ignore[arg-type]
                     explored += 0.0 if r.cached else r.cost  # type: ignore[union-attr]
     decisions = pd.concat(frames, ignore_index=True)
+    return {"rows": rows, "aux": aux, "decisions": decisions, "policy_spent": float(policy_spent),
+            "explored": float(explored)}
+
+
+def _policy_result(policy: Policy, prompts: Prompts, backend: Live, parts: dict[str, Any], *, grader: str | None,
+                   complete: bool, spent: float, retries: int, fallbacks: int) -> RunResult:
+    """The outcome table and summary of a policy's calls (:func:`_policy_rows`, or its shards concatenated)."""
+    q = prompts.queries
+    rows, aux, decisions = parts["rows"], parts["aux"], parts["decisions"]
     meta = {"format": "callwise-run", "policy": policy.name, "settings": policy.params(),
             "prices": backend.price_source(), "complete": complete}
     table = _table(rows, prompts, grader, partial=not complete, meta=meta)
@@ -134,9 +176,9 @@ def run_policy(policy: Policy, prompts: Prompts, backend: Live, *, grader: str |
                "calls_per_model": {m: int(n) for m, n in
                                    pd.Series([r["model"] for r in rows] + aux).value_counts().items()},
                "cost_policy": float(decisions["cost"].sum()), "mean_cost": float(decisions["cost"].mean()),
-               "spent_now": float(backend.stats["spent"] - spent_before), "spent_policy_now": float(policy_spent),
-               "spent_exploring_now": float(explored), "cache_hits": table.meta["cache_hits"],
-               "retries": backend.stats["retries"], "fallbacks": backend.stats["fallbacks"]}
+               "spent_now": float(spent), "spent_policy_now": float(parts["policy_spent"]),
+               "spent_exploring_now": float(parts["explored"]), "cache_hits": table.meta["cache_hits"],
+               "retries": retries, "fallbacks": fallbacks}
     score = getattr(policy, "score_answers", None)
     if score is not None and any(r is not None for r in prompts.references):
         # a metric-aware answer may be no sample at all (a mean): score it under the policy's metric
@@ -167,8 +209,28 @@ def _decision_quality(decisions: pd.DataFrame, table: OutcomeTable) -> np.ndarra
 
 
 def collect(models: Sequence[str], prompts: Prompts, backend: Live, *, samples: int = 1, grader: str | None = None,
-            logprobs: bool = False, progress: Callable[[int], None] | None = None) -> RunResult:
-    """Call every model ``samples`` times on every prompt and record the outcomes (a training set)."""
+            logprobs: bool = False, progress: Callable[[int], None] | None = None, ray: str | None = None,
+            shards: str | Path | None = None, shard_size: int | None = None) -> RunResult:
+    """Call every model ``samples`` times on every prompt and record the outcomes (a training set).
+
+    ``ray``, ``shards``, ``shard_size``: run it in shards on Ray, resumable (see :func:`run_policy`).
+    """
+    if ray is not None:
+        from .distributed import collect_sharded
+
+        return collect_sharded(models, prompts, backend, shards=shards, address=ray, shard_size=shard_size,
+                               samples=samples, grader=grader, logprobs=logprobs, progress=progress)
+    _check_collect(models, prompts, backend, samples, grader)
+    if logprobs:
+        backend.with_logprobs(True)
+    spent_before = backend.stats["spent"]
+    rows = _collect_rows(models, prompts, backend, samples=samples, progress=progress)
+    return _collect_result(models, prompts, backend, rows, samples=samples, grader=grader,
+                           spent=backend.stats["spent"] - spent_before, retries=backend.stats["retries"],
+                           fallbacks=backend.stats["fallbacks"])
+
+
+def _check_collect(models: Sequence[str], prompts: Prompts, backend: Live, samples: int, grader: str | None) -> None:
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise DataError(f"samples must be a whole number >= 1, got {samples!r}", column="samples")
     unknown = [m for m in models if m not in backend.models]
@@ -176,22 +238,30 @@ def collect(models: Sequence[str], prompts: Prompts, backend: Live, *, samples: 
         raise DataError(f"model(s) {unknown} have no endpoint; endpoints are {list(backend.models)}", column="models")
     if grader is not None:  # a bad grader or a missing reference fails before any call
         check_grading(grader, prompts.references, ids=prompts.queries.ids, file=prompts.path)
-    if logprobs:
-        backend.with_logprobs(True)
+
+
+def _collect_rows(models: Sequence[str], prompts: Prompts, backend: Live, *, samples: int,
+                  progress: Callable[[int], None] | None) -> list[dict[str, Any]]:
+    """Every model's answers (``samples`` each) on ``prompts``, as outcome rows (ungraded)."""
     q = prompts.queries
     index = {str(p): i for i, p in enumerate(q.ids)}
     rows: list[dict[str, Any]] = []
-    spent_before = backend.stats["spent"]
     step = lambda r: progress(1) if progress is not None else None  # noqa: E731
     for model in models:
         for s in range(samples):
             got = backend.complete_many(model, q, sample=s, progress=step)
             calls_from_responses(model, got)  # raises on any failure; finished calls are cached
             rows.extend(_row(prompts, index, str(pid), s, r) for pid, r in zip(q.ids, got))  # type: ignore[arg-type]
+    return rows
+
+
+def _collect_result(models: Sequence[str], prompts: Prompts, backend: Live, rows: list[dict[str, Any]], *,
+                    samples: int, grader: str | None, spent: float, retries: int, fallbacks: int) -> RunResult:
+    """The graded outcome table and summary of collected rows (:func:`_collect_rows`, or its shards)."""
     meta = {"format": "callwise-collect", "models": list(models), "samples": samples, "prices": backend.price_source()}
     table = _table(rows, prompts, grader, partial=False, meta=meta)
-    summary = {"prompts": len(q), "models": list(models), "samples": samples, "calls": len(rows),
-               "spent_now": float(backend.stats["spent"] - spent_before), "cache_hits": table.meta["cache_hits"],
-               "retries": backend.stats["retries"], "fallbacks": backend.stats["fallbacks"],
-               "mean_quality": {m: float(v) for m, v in table.frame.groupby("model")["quality"].mean().items()}}
+    summary = {"prompts": len(prompts), "models": list(models), "samples": samples, "calls": len(rows),
+               "spent_now": float(spent), "cache_hits": table.meta["cache_hits"],
+               "retries": retries, "fallbacks": fallbacks,
+               "mean_quality": {m: float(v) for m, v in table.frame.groupby("model", observed=True)["quality"].mean().items()}}
     return RunResult(table, pd.DataFrame(), summary)
