@@ -60,6 +60,18 @@ def setup(shared_data, tmp_path_factory):
         yield {"base": base, "table": table, "url": up.url, "log": log, "knobs": knobs}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _disconnect():
+    """Leave the cluster at the end (the session fixture then stops it without a connected driver)."""
+    yield
+    try:
+        import ray
+    except ImportError:
+        return
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 def _cli(*args):
     return runner.invoke(app, [str(a) for a in args])
 
