@@ -277,3 +277,21 @@ def test_bad_input_is_a_clear_error(setup, tmp_path):
     with pytest.raises(DataError, match="no manifest.json"):
         collect([SMALL], prompts, backend, ray="127.0.0.1:1", shards=tmp_path / "busy")
     assert isinstance(DataError("x"), CallwiseError) and os.path.exists(tmp_path / "busy" / "notes.txt")
+
+
+def test_an_upstream_error_fails_its_shard_and_keeps_the_others(setup, ray_address, tmp_path):
+    """Prompts the upstream does not know (the second shard's) fail as in the local path; the first shard is
+    kept in the manifest and the error says how many failed."""
+    lines = (setup["base"] / "prompts.jsonl").read_text().splitlines()[:10]
+    lines += [json.dumps({"id": f"unknown-{i}", "prompt": f"no such prompt {i}"}) for i in range(10)]
+    (tmp_path / "p.jsonl").write_text("\n".join(lines) + "\n")
+    prompts = load_prompts(tmp_path / "p.jsonl")
+    backend = live_for(setup["url"], [SMALL], None, transport="http")
+    try:
+        with pytest.raises(CallwiseError, match=r"1 of 2 shards failed .* a re-run of the same job resumes") as e:
+            collect([SMALL], prompts, backend, ray=ray_address, shards=tmp_path / "f.shards", shard_size=10)
+    finally:
+        backend.close()
+    assert SMALL in str(e.value) and "failed" in str(e.value)
+    manifest = json.loads((tmp_path / "f.shards" / "manifest.json").read_text())
+    assert list(manifest["shards"]) == ["00000"] and manifest["shards"]["00000"]["rows"] == 10
