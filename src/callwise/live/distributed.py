@@ -401,7 +401,7 @@ def _run_job(kind: str, prompts: Prompts, backend: Live, work: dict[str, Any], j
         manifest.save()
         actor, limits = _limiter(ray, backend, manifest.fingerprint)
         task = ray.remote(num_returns=2)(run_shard)
-        spec_ref = ray.put(spec)
+        spec_ref, work_ref = ray.put(spec), ray.put(work)  # sent once, not with every shard
         pending: dict[Any, int] = {}
         # a policy that keeps its budget across chunks: each shard starts from the ledger the previous one
         # left (a Ray dependency: the shards' decisions run in order, their calls as in one process)
@@ -413,7 +413,7 @@ def _run_job(kind: str, prompts: Prompts, backend: Live, work: dict[str, Any], j
             s, e = bounds[i]
             ref, ledger_ref = task.options(name=f"callwise-shard-{manifest.fingerprint[:8]}-{sids[i]}", num_cpus=1,
                                            max_retries=max_retries, retry_exceptions=False).remote(
-                kind, spec_ref, work, _shard_prompts(prompts, s, e), limits, ledger if work.get("chained") else None)
+                kind, spec_ref, work_ref, _shard_prompts(prompts, s, e), limits, ledger if work.get("chained") else None)
             ledger = ledger_ref
             pending[ref] = i
         first_error: BaseException | None = None
