@@ -33,6 +33,7 @@ from ..core.frontier import (
     shared_range,
 )
 from ..core.outcomes import OutcomeTable
+from ..core.parallel import Executor, Unit
 from ..core.policy import Policy, registry
 from ..core.progress import Counter, OnProgress, chunk_size
 from ..core.replay import Replay
@@ -152,11 +153,9 @@ class TaskResult:
         return out
 
 
-def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies: dict[str, Callable],
-                               oracle: str = "callwise", step: Callable[..., None] | None = None
-                               ) -> tuple[dict[str, Entry], Any, np.ndarray | None]:
-    """The fixed baselines and each policy's entry; ``step(what)`` after the baselines and after each policy."""
-    step = step or _no_step
+def _baseline_entries(test: OutcomeTable, oracle: str = "callwise"
+                      ) -> tuple[dict[str, Entry], Any, np.ndarray | None]:
+    """The fixed baselines of one task: the oracle, the zero router and each single model."""
     view = test.dense()
     q0, c0 = view.quality[:, :, 0], view.cost[:, :, 0]
     ok = np.isfinite(q0).all(axis=0)
@@ -175,17 +174,28 @@ def _single_and_policy_entries(train: OutcomeTable, test: OutcomeTable, policies
     entries["zero"] = Entry("zero", "zero", [], None, None, sp, ndch(sp[:, 0], sp[:, 1]))
     for e in singles:
         entries[e.name] = e
-    replay = Replay(view)
-    step("single models, zero router, oracle")
-    for name, factory in policies.items():
-        pol = factory(train)
-        if pol is None:
-            step(f"{name} (does not apply)")
-            continue
-        params, c, q, sh, lat = _run_policy(pol.fit(train), replay)
-        entries[name] = _from_matrices(name, pol.family, params, c, q, sh, lat)
-        step(f"{name} (fit and {len(params)} configuration(s) run)")
     return entries, (q0, c0, [e.name for e in singles]), rec
+
+
+def _policy_unit(data: tuple[OutcomeTable, OutcomeTable], name: str, factory: Callable) -> tuple | None:
+    """One unit of work (:mod:`callwise.core.parallel`): fit policy ``name`` on a task's training split
+    and run its sweep on a replay of the task's test split; None where it does not apply there."""
+    train, test = data
+    pol = factory(train)
+    if pol is None:
+        return None
+    return (pol.family, *_run_policy(pol.fit(train), Replay(test.dense())))
+
+
+def _add_policy(entries: dict[str, Entry], name: str, r: tuple | None) -> None:
+    """The entry of a policy unit's result (none where the policy does not apply to the task)."""
+    if r is not None:
+        family, params, c, q, sh, lat = r
+        entries[name] = _from_matrices(name, family, params, c, q, sh, lat)
+
+
+def _ran(r: tuple | None) -> str:
+    return " (does not apply)" if r is None else f" (fit and {len(r[1])} configuration(s) run)"
 
 
 def _no_step(what: str, n: int = 1) -> None:
@@ -229,20 +239,24 @@ def _range(point_sets) -> tuple[float, float]:
     return shared_range(np.asarray(p)[:, 0] for p in point_sets if len(p))
 
 
-def _bootstrap(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], n_boot: int,
-               seed: int, level: float, oracle: str = "callwise",
-               step: Callable[..., None] | None = None) -> dict[str, np.ndarray]:
-    """Per entry, (n_boot, 2) AIQs (paper, code) on stratified resamples of the task's test prompts;
-    ``step(what, n)`` after each chunk of ``n`` rounds (about 20 chunks)."""
-    step = step or _no_step
-    every, last = chunk_size(n_boot), 0
-    q0, c0, single_names = truth
-    P = q0.shape[0]
+def _boot_means(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], n_boot: int,
+                seed: int) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Per entry with per-prompt outcomes, its (n_boot, k) mean cost and quality on each stratified
+    resample of the task's test prompts, and the resamples' weights (n_boot, P): one draw seeded by the
+    task, so the same whatever runs the rounds."""
+    P = truth[0].shape[0]
     rng = np.random.default_rng(seed)
     W = rng.multinomial(P, np.full(P, 1.0 / P), size=n_boot)
-    means = {n: (W @ e.cost / P, W @ e.quality / P) for n, e in entries.items() if e.cost is not None}
-    out = {n: np.empty((n_boot, len(NORMALISATIONS))) for n in entries}
-    for b in range(n_boot):
+    return {n: (W @ e.cost / P, W @ e.quality / P) for n, e in entries.items() if e.cost is not None}, W
+
+
+def _boot_unit(data: tuple, lo: int, hi: int) -> np.ndarray:
+    """One unit of work (:mod:`callwise.core.parallel`): bootstrap rounds ``lo:hi`` of a task;
+    (hi - lo, entries, 2) AIQs (paper, code), entries in the task's order."""
+    names, means, W, q0, c0, single_names, oracle = data
+    P = q0.shape[0]
+    out = np.empty((hi - lo, len(names), len(NORMALISATIONS)))
+    for r, b in enumerate(range(lo, hi)):
         idx = np.repeat(np.arange(P), W[b])
         curves, pts = {}, []
         for n, (mc, mq) in means.items():
@@ -253,13 +267,30 @@ def _bootstrap(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, l
         curves["zero"] = ndch(sp[:, 0], sp[:, 1])
         curves["oracle"] = oracle_curve(q0[idx], c0[idx], oracle)
         pts.append(np.column_stack([curves["oracle"].cost, curves["oracle"].quality]))
-        lo, hi = _range(pts)
-        wide = range_has_width(lo, hi)
-        for n in entries:
-            out[n][b] = [aiq(curves[n], lo, hi, norm) if wide else np.nan for norm in NORMALISATIONS]
-        if b + 1 - last == every or b + 1 == n_boot:
-            step(f"bootstrap {b + 1}/{n_boot}", b + 1 - last)
-            last = b + 1
+        lo_c, hi_c = _range(pts)
+        wide = range_has_width(lo_c, hi_c)
+        for j, n in enumerate(names):
+            out[r, j] = [aiq(curves[n], lo_c, hi_c, norm) if wide else np.nan for norm in NORMALISATIONS]
+    return out
+
+
+def _boot_chunks(n_boot: int) -> list[tuple[int, int]]:
+    """The bootstrap's units: chunks of rounds (about 20), the same whatever runs them."""
+    every = chunk_size(n_boot)
+    return [(lo, min(lo + every, n_boot)) for lo in range(0, n_boot, every)]
+
+
+def _boot_data(entries: dict[str, Entry], truth: tuple[np.ndarray, np.ndarray, list[str]], n_boot: int,
+               seed: int, oracle: str) -> tuple:
+    """What every bootstrap unit of a task reads (sent once per task)."""
+    means, W = _boot_means(entries, truth, n_boot, seed)
+    return list(entries), means, W, truth[0], truth[1], truth[2], oracle
+
+
+def _boot_intervals(entries: dict[str, Entry], chunks: list[np.ndarray], level: float) -> dict[str, np.ndarray]:
+    """Per entry its (n_boot, 2) resampled AIQs from the chunks' results; sets each entry's ``aiq_ci``."""
+    allr = np.concatenate(chunks, axis=0)
+    out = {n: allr[:, j, :] for j, n in enumerate(entries)}
     a = (1 - level) / 2
     for n, e in entries.items():
         ok = np.isfinite(out[n]).all(axis=1)  # resamples without a cost range have no AIQ
@@ -345,7 +376,8 @@ def default_policies() -> dict[str, Callable[[OutcomeTable], Policy | None]]:
 def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | None = None, n_boot: int = 200,
           seed: int = 0, level: float = 0.95, split_info: dict[str, Any] | None = None,
           on_task: Callable[[str], None] | None = None, oracle: str = "callwise",
-          axis: str = "cost", on_progress: OnProgress | None = None) -> BenchResult:
+          axis: str = "cost", on_progress: OnProgress | None = None, jobs: int = 1,
+          ray: str | None = None) -> BenchResult:
     """Evaluate the fixed baselines and every registered (or named) policy per task and overall.
 
     ``oracle``: ``callwise`` (a prompt no model solves goes to the cheapest model) or
@@ -356,7 +388,11 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
 
     ``on_progress(done, total, what)`` (:mod:`callwise.core.progress`) counts the work: per task one
     unit for the fixed baselines, one per policy (its fit and sweep) and one per bootstrap round
-    (reported in chunks); ``on_task(task)`` is told each task before it starts.
+    (reported in chunks); ``on_task(task)`` is told each task before its baselines are built.
+
+    ``jobs`` > 1 runs the independent units (each task x policy's fit and sweep, each task's chunks of
+    bootstrap rounds) on that many local processes, ``ray`` (an address, or ``"local"``) as Ray tasks
+    (:mod:`callwise.core.parallel`); the result is the same as serially (``jobs=1``, the default).
     """
     if axis not in ("cost", "latency"):
         raise PolicyError(f"axis must be 'cost' or 'latency', got {axis!r}")
@@ -375,14 +411,35 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
     boots: dict[str, dict[str, np.ndarray]] = {}
     pooled: dict[str, list[tuple[np.ndarray, np.ndarray, list]]] = {}
     counter = Counter(on_progress, sum(1 + (len(avail) if t not in missing else 0) + n_boot for t in tasks))
+    per_task: dict[str, tuple[OutcomeTable, OutcomeTable, dict[str, Entry], Any, np.ndarray | None]] = {}
+    with Executor(jobs, ray) as ex:
+        for task in tasks:
+            if on_task:
+                on_task(task)
+            tr, te = train.for_task(task), test.for_task(task)
+            per_task[task] = (tr, te, *_baseline_entries(te, oracle))
+            if axis == "latency" and per_task[task][4] is None:
+                raise PolicyError(f"--axis latency needs a recorded latency for every call; task {task!r} has "
+                                  "calls without one")
+            counter(f"task {task}: single models, zero router, oracle")
+        # units: each (task, policy) fit on train and run on test; each task's split sent once
+        units = [Unit(f"task {t}: {name}", (name, factory), t) for t in tasks if t not in missing
+                 for name, factory in avail.items()]
+        runs = ex.map(_policy_unit, units, {t: per_task[t][:2] for t in tasks if t not in missing},
+                      on_done=lambda i, r: counter(units[i].name + _ran(r)))
+        for u, r in zip(units, runs):
+            _add_policy(per_task[str(u.share)][2], u.args[0], r)
+        ranges = {t: _aiqs(per_task[t][2]) for t in tasks}
+        # units: each task's bootstrap rounds in chunks; the task's resampled means sent once
+        bunits = [Unit(f"task {t}: bootstrap {hi}/{n_boot}", (lo, hi), t) for t in tasks
+                  for lo, hi in _boot_chunks(n_boot)]
+        bdata = {t: _boot_data(per_task[t][2], per_task[t][3], n_boot,
+                               zlib.crc32(t.encode()) ^ seed, oracle) for t in tasks} if n_boot else {}
+        chunks = ex.map(_boot_unit, bunits, bdata,
+                        on_done=lambda i, r: counter(bunits[i].name, len(r)))
     for task in tasks:
-        if on_task:
-            on_task(task)
-        step = (lambda what, n=1, t=task: counter(f"task {t}: {what}", n))  # noqa: E731
-        tr, te = train.for_task(task), test.for_task(task)
-        entries, truth, rec = _single_and_policy_entries(tr, te, avail if task not in missing else {}, oracle, step)
-        rng_ = _aiqs(entries)
-        boots[task] = (_bootstrap(entries, truth, n_boot, zlib.crc32(task.encode()) ^ seed, level, oracle, step)
+        tr, te, entries, truth, rec = per_task[task]
+        boots[task] = (_boot_intervals(entries, [c for u, c in zip(bunits, chunks) if u.share == task], level)
                        if n_boot else {})
         best = max((entries[s] for s in truth[2]), key=lambda e: (e.points[0, 1], -e.points[0, 0]))
         _targets(entries, best)
@@ -390,14 +447,12 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
         if len(truth[2]) == 2:
             _routellm(entries, truth, best.name)
         results[task] = TaskResult(task, tr.frame["prompt_id"].nunique(), te.frame["prompt_id"].nunique(),
-                                   entries, rng_, best.name)
+                                   entries, ranges[task], best.name)
         for e in entries.values():
             if e.latency is not None and e.quality is not None:
                 e.extra["latency_points"] = [float(x) for x in e.latency.mean(axis=0)]
         if axis == "latency":
-            if rec is None:
-                raise PolicyError(f"--axis latency needs a recorded latency for every call; task {task!r} has "
-                                  "calls without one")
+            assert rec is not None
             results[task].latency = _latency_plane(entries, truth, rec, oracle)
         for n, e in entries.items():
             if e.cost is not None:

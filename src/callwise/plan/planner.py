@@ -22,6 +22,7 @@ from ..core.errors import DataError, PolicyError
 from ..core.fixed import model_means
 from ..core.frontier import mean_ci
 from ..core.outcomes import OutcomeTable
+from ..core.parallel import Executor
 from ..core.policy import Policy
 from ..core.progress import Counter, OnProgress
 from ..core.replay import Replay
@@ -29,7 +30,7 @@ from ..core.split import split_outcomes
 from ..core.version import __version__
 from .bounds import BOUNDS
 from .candidates import build_candidates
-from .crossfit import MAX_POINTS, Evaluated, crossfit, evaluate_test
+from .crossfit import MAX_POINTS, CrossfitJob, Evaluated, crossfit_many, evaluate_test, evaluate_tests
 from .select import Selection, select
 from .verdict import frontier, recommendation
 
@@ -132,29 +133,38 @@ def _baseline(evs: list[Evaluated], train: OutcomeTable, baseline: str | None) -
     return singles[order[0]]
 
 
-def prepare_task(train: OutcomeTable, task: str, *, folds: int, seed: int, metric: str | None,
-                 include: Sequence[str] | None, max_points: int, on_step: Callable[..., None] | None = None,
-                 on_total: Callable[[int], None] | None = None) -> tuple[list[Evaluated], list[str]]:
-    """Candidates of one task and their out-of-fold outcomes on its training split (no test data)."""
+def _task_job(train: OutcomeTable, task: str, *, folds: int, seed: int, metric: str | None,
+              include: Sequence[str] | None, on_step: Callable[..., None] | None = None,
+              on_total: Callable[[int], None] | None = None) -> tuple[CrossfitJob, list[str]]:
+    """One task's candidates, as a cross-fitting job (its folds seeded by the task), and notes."""
     cands, notes = build_candidates(train, metric=metric, include=list(include) if include else None)
     if on_total:
         on_total(len(cands) * (folds + 2))  # per candidate: the full fit, each fold, the test run
-    evs, _, more = crossfit(cands, train, folds=folds, seed=seed ^ zlib.crc32(task.encode()),
-                            max_points=max_points, on_step=on_step)
+    return CrossfitJob(task, cands, train, seed ^ zlib.crc32(task.encode()), on_step), notes
+
+
+def prepare_task(train: OutcomeTable, task: str, *, folds: int, seed: int, metric: str | None,
+                 include: Sequence[str] | None, max_points: int, on_step: Callable[..., None] | None = None,
+                 on_total: Callable[[int], None] | None = None,
+                 executor: Executor | None = None) -> tuple[list[Evaluated], list[str]]:
+    """Candidates of one task and their out-of-fold outcomes on its training split (no test data)."""
+    job, notes = _task_job(train, task, folds=folds, seed=seed, metric=metric, include=include, on_step=on_step,
+                           on_total=on_total)
+    evs, _, more = crossfit_many([job], folds=folds, max_points=max_points, executor=executor)[0]
     return evs, notes + more
 
 
 def finish_task(train: OutcomeTable, test: OutcomeTable, task: str, evs: list[Evaluated], sel: Selection,
                 notes: list[str], *, baseline: str | None, budget: float | None, quality: float | None,
                 n_boot: int, seed: int, level: float, oracle: str,
-                on_step: Callable[..., None] | None = None) -> TaskPlan:
+                on_step: Callable[..., None] | None = None, executor: Executor | None = None) -> TaskPlan:
     """After the choice: run the candidates on the test split (once; a later call reuses the runs) and
     build the verdict."""
     view = test.dense()
-    notes = list(notes)
-    todo = [ev for ev in evs if ev.test_cost is None]
+    todo = [ev for ev in evs if not ev.tested]
     if todo:
-        notes += evaluate_test(todo, Replay(view), on_step)
+        evaluate_test(todo, Replay(view), on_step, executor)
+    notes = list(notes) + [ev.test_note for ev in evs if ev.test_note]
     q0, c0 = view.quality[:, :, 0], view.cost[:, :, 0]
     ok = np.isfinite(q0).all(axis=0) & np.isfinite(c0).all(axis=0)
     singles = [m for m, o in zip(view.models, ok) if o]
@@ -177,15 +187,20 @@ def plan_task(train: OutcomeTable, test: OutcomeTable, task: str, *, budget: flo
               risk: float, bound: str, horizon: float | str, folds: int, seed: int, metric: str | None,
               baseline: str | None, include: Sequence[str] | None, n_boot: int, level: float, oracle: str,
               max_points: int, on_step: Callable[..., None] | None,
-              on_total: Callable[[int], None] | None = None) -> TaskPlan:
+              on_total: Callable[[int], None] | None = None, executor: Executor | None = None) -> TaskPlan:
     """Plan one task: out-of-fold outcomes, the choice, then (only then) the test split."""
     evs, notes = prepare_task(train, task, folds=folds, seed=seed, metric=metric, include=include,
-                              max_points=max_points, on_step=on_step, on_total=on_total)
-    n_test = int(test.frame["prompt_id"].nunique())
-    h = float(n_test) if horizon == "test" else float(horizon)
-    sel = select(evs, budget=budget, quality=quality, risk=risk, bound=bound, horizon=h)
+                              max_points=max_points, on_step=on_step, on_total=on_total, executor=executor)
+    sel = _select(evs, test, budget=budget, quality=quality, risk=risk, bound=bound, horizon=horizon)
     return finish_task(train, test, task, evs, sel, notes, baseline=baseline, budget=budget, quality=quality,
-                       n_boot=n_boot, seed=seed, level=level, oracle=oracle, on_step=on_step)
+                       n_boot=n_boot, seed=seed, level=level, oracle=oracle, on_step=on_step, executor=executor)
+
+
+def _select(evs: list[Evaluated], test: OutcomeTable, *, budget: float | None, quality: float | None, risk: float,
+            bound: str, horizon: float | str) -> Selection:
+    """The choice from the out-of-fold outcomes (the test split lends only its size, for ``horizon="test"``)."""
+    h = float(test.frame["prompt_id"].nunique()) if horizon == "test" else float(horizon)
+    return select(evs, budget=budget, quality=quality, risk=risk, bound=bound, horizon=h)
 
 
 def _overall(tasks: dict[str, TaskPlan], budget: float | None, quality: float | None, n_boot: int, seed: int,
@@ -242,7 +257,7 @@ def plan(data: OutcomeTable, *, test: OutcomeTable | None = None, split: float |
          metric: str | None = None, baseline: str | None = None, candidates: Sequence[str] | None = None,
          n_boot: int = 200, level: float = 0.95, oracle: str = "callwise", max_points: int = MAX_POINTS,
          on_step: Callable[..., None] | None = None, on_total: Callable[[int], None] | None = None,
-         on_progress: OnProgress | None = None) -> PlanResult:
+         on_progress: OnProgress | None = None, jobs: int = 1, ray: str | None = None) -> PlanResult:
     """What to run on this traffic under a budget ($/query) or a quality floor, and what it saves.
 
     ``data`` is split like ``callwise bench`` (``test``: a held-out table; else the data's own split
@@ -256,6 +271,10 @@ def plan(data: OutcomeTable, *, test: OutcomeTable | None = None, split: float |
     grows as each task's candidates are known, and a dropped candidate's units are counted when it
     drops). The older ``on_step(description)`` is called after each such step and ``on_total(n)``
     as n units are added.
+
+    ``jobs`` > 1 runs the independent units (every task's candidates' full fits, then each task x fold
+    x candidate, then each candidate's test run) on that many local processes, ``ray`` (an address, or
+    ``"local"``) as Ray tasks (:mod:`callwise.core.parallel`); the plan is the same as serially.
     """
     if (budget is None) == (quality is None):
         raise DataError("give exactly one of --budget ($/query) and --quality (a floor on mean quality)")
@@ -299,15 +318,25 @@ def plan(data: OutcomeTable, *, test: OutcomeTable | None = None, split: float |
             on_total(n)
 
     out: dict[str, TaskPlan] = {}
-    for t in all_tasks:
-        tr, te = train.for_task(t), test_t.for_task(t)
+    splits = {t: (train.for_task(t), test_t.for_task(t)) for t in all_tasks}
+    for t, (tr, _) in splits.items():
         if tr.frame["prompt_id"].nunique() < 2 * folds:
             raise DataError(f"task {t!r} has {tr.frame['prompt_id'].nunique()} training prompts, too few for "
                             f"{folds} folds (at least {2 * folds})")
-        out[t] = plan_task(tr, te, t, budget=budget, quality=quality, risk=risk, bound=bound, horizon=horizon,
-                           folds=folds, seed=seed, metric=metric, baseline=baseline, include=candidates,
-                           n_boot=n_boot, level=level, oracle=oracle, max_points=max_points,
-                           on_step=lambda what, n=1, t=t: step(f"task {t}: {what}", n), on_total=grow)
+    steps = {t: (lambda what, n=1, t=t: step(f"task {t}: {what}", n)) for t in all_tasks}
+    with Executor(jobs, ray) as ex:
+        made = {t: _task_job(tr, t, folds=folds, seed=seed, metric=metric, include=candidates, on_step=steps[t],
+                             on_total=grow) for t, (tr, _) in splits.items()}
+        # every task's units at once: the full fits, then task x fold x candidate, then the test runs
+        fitted = crossfit_many([job for job, _ in made.values()], folds=folds, max_points=max_points, executor=ex)
+        prepared = {t: (evs, made[t][1] + more) for t, (evs, _, more) in zip(made, fitted)}
+        sels = {t: _select(evs, splits[t][1], budget=budget, quality=quality, risk=risk, bound=bound,
+                           horizon=horizon) for t, (evs, _) in prepared.items()}
+        evaluate_tests([(t, evs, Replay(splits[t][1].dense()), steps[t]) for t, (evs, _) in prepared.items()], ex)
+    for t, (evs, notes) in prepared.items():
+        tr, te = splits[t]
+        out[t] = finish_task(tr, te, t, evs, sels[t], notes, baseline=baseline, budget=budget, quality=quality,
+                             n_boot=n_boot, seed=seed, level=level, oracle=oracle, on_step=steps[t])
     counter.finish()
     meta = {
         "callwise_version": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
