@@ -295,3 +295,43 @@ def test_an_upstream_error_fails_its_shard_and_keeps_the_others(setup, ray_addre
     assert SMALL in str(e.value) and "failed" in str(e.value)
     manifest = json.loads((tmp_path / "f.shards" / "manifest.json").read_text())
     assert list(manifest["shards"]) == ["00000"] and manifest["shards"]["00000"]["rows"] == 10
+
+
+def test_a_killed_driver_resumes_from_the_manifest(setup, ray_address, tmp_path):
+    """SIGKILL the CLI (the driver) once a shard is on disk; the same command again runs only the shards not
+    finished, and the table equals one process's."""
+    import subprocess
+    import sys
+
+    b, knobs = setup["base"], setup["knobs"]
+    common = ["--api-base", setup["url"] + "/v1", "--provider-costs", "--no-cache", "--transport", "http",
+              "--concurrency", "2"]
+    r = _cli("collect", SMALL, b / "prompts.jsonl", "--out", tmp_path / "one.parquet", *common)
+    assert r.exit_code == 0, r.output
+    args = ["collect", SMALL, b / "prompts.jsonl", "--out", tmp_path / "ray.parquet", *common, "--ray", ray_address,
+            "--shard-size", 6]
+    manifest = tmp_path / "ray.shards" / "manifest.json"
+    knobs["delay"] = 0.05  # 6 calls at 2 in flight: about 0.15 s a shard, 10 shards on 2 workers
+    proc = subprocess.Popen([sys.executable, "-m", "callwise.cli", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if manifest.exists() and json.loads(manifest.read_text())["shards"]:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the job ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        knobs["delay"] = 0.0
+        if proc.poll() is None:
+            proc.kill()
+    done = set(json.loads(manifest.read_text())["shards"])
+    assert 1 <= len(done) < 10
+    assert not (tmp_path / "ray.parquet").exists()
+    r = _cli(*args)
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "ray.summary.json").read_text())
+    assert summary["ray"]["skipped"] == len(done) and summary["ray"]["ran"] == 10 - len(done)
+    pd.testing.assert_frame_equal(_frame(tmp_path / "ray.parquet"), _frame(tmp_path / "one.parquet"))
