@@ -246,6 +246,8 @@ def bench(
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for confidence intervals (0: none)"),
     oracle: str = typer.Option("callwise", "--oracle", help="Oracle convention: callwise (an unsolved prompt goes to the cheapest model) | routerbench (it costs nothing)"),
     axis: str = typer.Option("cost", "--axis", help="cost | latency: also place every policy in the quality-latency plane (hulls, AIQ, a PNG per task)"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Local processes for the independent units (task x policy fits, bootstrap chunks); same results as 1"),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run the units as Ray tasks: --ray alone starts a local cluster (or joins $RAY_ADDRESS), --ray HOST:PORT joins one; same results (docs/scale.md)"),
     format: Optional[str] = FormatOpt, output: Optional[str] = OutputOpt, map: Optional[List[str]] = MapOpt,
     prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
@@ -273,7 +275,7 @@ def bench(
         train, test_t, info = split_outcomes(table, fraction=split, seed=seed, test=test_table)
         with _work(console, "bench") as on_progress:
             result = run_bench(train, test_t, policies=policy, n_boot=bootstrap, seed=seed, oracle=oracle, axis=axis,
-                               split_info=info, on_progress=on_progress)
+                               split_info=info, on_progress=on_progress, jobs=jobs, ray=ray)
     except CallwiseError as e:
         _fail(e)
     print_tables(result, console, output)
@@ -300,6 +302,8 @@ def plan(
     split: Optional[float] = typer.Option(None, "--split", help="Train fraction of a seeded per-task split (default: the data's own split, else 0.7)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the folds and the bootstrap"),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples of the test prompts for the intervals"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Local processes for the independent units (candidate fits, task x fold x candidate, test runs); same plan as 1"),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run the units as Ray tasks: --ray alone starts a local cluster (or joins $RAY_ADDRESS), --ray HOST:PORT joins one; same plan (docs/scale.md)"),
     format: Optional[str] = FormatOpt, output: Optional[str] = OutputOpt, map: Optional[List[str]] = MapOpt,
     prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
@@ -323,7 +327,8 @@ def plan(
         with _work(console, "plan") as on_progress:
             result = run_plan(table, test=test_table, split=split, tasks=task, budget=budget, quality=quality,
                               risk=risk, bound=bound, horizon=hz, folds=folds, seed=seed, metric=metric,
-                              baseline=baseline, candidates=candidate, n_boot=bootstrap, on_progress=on_progress)
+                              baseline=baseline, candidates=candidate, n_boot=bootstrap, on_progress=on_progress,
+                              jobs=jobs, ray=ray)
     except CallwiseError as e:
         _fail(e)
     print_plan(result, console, output)
