@@ -335,3 +335,15 @@ def test_a_killed_driver_resumes_from_the_manifest(setup, ray_address, tmp_path)
     summary = json.loads((tmp_path / "ray.summary.json").read_text())
     assert summary["ray"]["skipped"] == len(done) and summary["ray"]["ran"] == 10 - len(done)
     pd.testing.assert_frame_equal(_frame(tmp_path / "ray.parquet"), _frame(tmp_path / "one.parquet"))
+
+
+def test_nothing_imports_ray_without_ray():
+    """callwise, its CLI, the live runs and even the Ray module itself load without importing Ray."""
+    import subprocess
+    import sys
+
+    code = ("import sys, callwise, callwise.cli, callwise.live.runs, callwise.live.distributed\n"
+            "try:\n    callwise.cli.app(['collect', '--help'], prog_name='callwise')\nexcept SystemExit:\n    pass\n"
+            "assert 'ray' not in sys.modules, 'ray was imported'\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

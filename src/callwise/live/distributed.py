@@ -416,33 +416,38 @@ def _run_job(kind: str, prompts: Prompts, backend: Live, work: dict[str, Any], j
                 kind, spec_ref, work_ref, _shard_prompts(prompts, s, e), limits, ledger if work.get("chained") else None)
             ledger = ledger_ref
             pending[ref] = i
-        first_error: BaseException | None = None
+        first_error: tuple[str, BaseException] | None = None
         failed = 0
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            i = pending.pop(done[0])
-            try:
-                out = ray.get(done[0])
-            except Exception as e:  # noqa: BLE001 - classified below; other shards go on and are kept
-                failed += 1
-                first_error = first_error or _unwrap(ray, e, sids[i], max_retries)
-                continue
-            _write_shard(manifest, sids[i], bounds[i], out)
-            report.ran.append(sids[i])
-            report.workers[sids[i]] = out["worker"]
-            spent += float(out["stats"]["spent"])
-            for k in counts:
-                counts[k] += int(out["stats"][k])
-            if progress is not None:
-                progress(units(bounds[i][1] - bounds[i][0]))
-        if actor is not None:
-            report.limiter = ray.get(actor.stats.remote())
-            ray.kill(actor)
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                i = pending.pop(done[0])
+                try:
+                    out = ray.get(done[0])
+                except Exception as e:  # noqa: BLE001 - classified below; other shards go on and are kept
+                    failed += 1
+                    first_error = first_error or (sids[i], _unwrap(ray, e, sids[i], max_retries))
+                    continue
+                _write_shard(manifest, sids[i], bounds[i], out)
+                report.ran.append(sids[i])
+                report.workers[sids[i]] = out["worker"]
+                spent += float(out["stats"]["spent"])
+                for k in counts:
+                    counts[k] += int(out["stats"][k])
+                if progress is not None:
+                    progress(units(bounds[i][1] - bounds[i][0]))
+            if actor is not None:
+                report.limiter = ray.get(actor.stats.remote())
+        finally:  # interrupted (or a write failed): stop what is still running; what finished is on disk
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            if actor is not None:
+                ray.kill(actor)
         if first_error is not None:
+            sid, err = first_error
             msg = (f"{failed} of {len(todo)} shards failed ({len(todo) - failed} finished and kept in "
-                   f"{manifest.path}; a re-run of the same job resumes from there); first: {first_error}")
-            raise (type(first_error)(msg) if isinstance(first_error, CallwiseError) else CallwiseError(msg)) \
-                from first_error
+                   f"{manifest.path}; a re-run of the same job resumes from there); first, shard {sid}: {err}")
+            raise (type(err)(msg) if isinstance(err, CallwiseError) else CallwiseError(msg)) from err
     results = [_read_shard(manifest, sid) for sid in sids]
     return results, {"spent": spent, **counts}, report
 
