@@ -13,7 +13,8 @@ traffic records is what the next ``callwise fit`` / ``bench`` reads.
 
 Resuming is the response cache's job: every finished call is committed as it arrives, so a
 re-run after a kill pays only for what was not done, and reproduces the same answers (hence the
-same decisions) for what was.
+same decisions) for what was. With ``ray=ADDRESS`` both run in shards on Ray workers, and each finished
+shard is also kept on disk with a manifest, so a re-run skips it (:mod:`callwise.live.distributed`).
 
 Quality comes from a grader against each prompt's ``reference`` (:mod:`callwise.live.grading`), or
 from the upstream when it reports one (``callwise replay-server``); an answer with neither is an
