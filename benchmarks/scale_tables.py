@@ -14,7 +14,9 @@ size to 1× (linear growth is a ratio equal to the size ratio).
 
 Commands: ``info`` (load and summarise), ``bench-fixed`` (bench with the fixed policies only:
 single models, zero router, oracle, random-mix; 20 bootstrap rounds), ``bench-routers`` (bench
-with the five routers; minutes at 1×), ``bench-all`` (bench with every registered policy), ``plan`` (``--budget`` at the slice's median cost).
+with the five routers; minutes at 1×), ``bench-all`` (bench with every registered policy),
+``plan`` (``--budget`` at the slice's median cost). Besides wall time the table gives CPU time
+(user + system), which other processes on the machine inflate much less.
 """
 
 from __future__ import annotations
@@ -74,16 +76,18 @@ def synthetic(shared: Path, size: float, path: Path, seed: int = 0) -> int:
     return n * m
 
 
-def measure(args: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in GB, exit code) of ``callwise ARGS`` under /usr/bin/time -v."""
+def measure(args: list[str]) -> tuple[float, float, int, float]:
+    """(wall seconds, peak RSS in GB, exit code, CPU seconds: user + system) of ``callwise ARGS`` under
+    /usr/bin/time -v. On a machine other processes load, wall time inflates and CPU time much less."""
     t = time.perf_counter()
     r = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "callwise.cli", "--quiet", *args],
                        capture_output=True, text=True)
     wall = time.perf_counter() - t
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr)
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", r.stderr))
     if r.returncode != 0:
         print(r.stderr[-2000:], file=sys.stderr)
-    return wall, (int(m.group(1)) / 2**20 if m else float("nan")), r.returncode
+    return wall, (int(m.group(1)) / 2**20 if m else float("nan")), r.returncode, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True, exist_ok=True)
     sizes = [float(x) for x in a.sizes.split(",")]
     commands = a.commands.split(",")
-    rows: dict[tuple[str, float], tuple[float, float, int]] = {}
-    print("| size | outcomes | Parquet MB | command | wall s | peak RSS GB | exit |\n|---|---|---|---|---|---|---|")
+    rows: dict[tuple[str, float], tuple[float, float, int, float]] = {}
+    print("| size | outcomes | Parquet MB | command | wall s | CPU s | peak RSS GB | exit |\n"
+          "|---|---|---|---|---|---|---|---|")
     for size in sizes:
         path = base / f"routerbench-{size:g}x.parquet"
         n = synthetic(a.data, size, path)
@@ -106,14 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         for c in commands:
             args = [x.format(data=path, out=base / f"out-{c}-{size:g}x") for x in COMMANDS[c]]
             rows[(c, size)] = measure(args)
-            wall, rss, rc = rows[(c, size)]
-            print(f"| {size:g}× | {n:,} | {mb:.0f} | {c} | {wall:.1f} | {rss:.2f} | {rc} |")
+            wall, rss, rc, cpu = rows[(c, size)]
+            print(f"| {size:g}× | {n:,} | {mb:.0f} | {c} | {wall:.1f} | {cpu:.1f} | {rss:.2f} | {rc} |")
             sys.stdout.flush()
     if len(sizes) > 1:
         lo, hi = min(sizes), max(sizes)
         print(f"\nGrowth from {lo:g}× to {hi:g}× (linear: {hi / lo:g}×):\n")
         for c in commands:
-            (w0, r0, _), (w1, r1, _) = rows[(c, lo)], rows[(c, hi)]
+            (w0, r0, _, _), (w1, r1, _, _) = rows[(c, lo)], rows[(c, hi)]
             print(f"- {c}: time {w1 / w0:.2f}×, peak memory {r1 / r0:.2f}×")
     return 0
 

@@ -131,6 +131,59 @@ def test_tfidf_errors() -> None:
     assert issubclass(FeatureError, CallwiseError)
 
 
+def _slice_texts(shared_data: Path, n: int) -> list[str]:
+    import callwise
+
+    t = callwise.load(shared_data / "routerbench-subset")
+    f = t.frame.drop_duplicates("prompt_id")
+    return f["prompt"].astype(str).tolist()[:n]
+
+
+@pytest.mark.parametrize("settings", [{"svd": "exact"}, {"svd": "randomized", "max_features": 300},
+                                      {"svd": "auto", "min_df": 2, "n_components": 16}])
+def test_fit_folds_equals_refitting_per_fold(settings: dict[str, Any], shared_data: Path) -> None:
+    """fit_folds tokenises once yet gives each fold what a featuriser refitted on its rows gives
+    (vocabulary, max_features cut with scikit-learn's tie order, IDF, SVD), and fits itself as fit does."""
+    texts = _slice_texts(shared_data, 300)
+    fold = np.random.default_rng(0).permutation(len(texts)) % 5
+    splits = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(5)]
+    f = TfidfSvd(**settings)
+    got = f.fit_folds(texts, splits)
+    for (tr, te), (x_tr, x_te) in zip(splits, got):
+        ref = TfidfSvd(**settings).fit([texts[i] for i in tr])
+        np.testing.assert_allclose(x_tr, ref.transform([texts[i] for i in tr]), atol=2e-5)
+        np.testing.assert_allclose(x_te, ref.transform([texts[i] for i in te]), atol=2e-5)
+    ref = TfidfSvd(**settings).fit(texts)
+    assert f.state()["terms"] == ref.state()["terms"]
+    np.testing.assert_allclose(f.state()["idf"], ref.state()["idf"], rtol=1e-12)
+    np.testing.assert_allclose(f.transform(texts), ref.transform(texts), atol=2e-5)
+    np.testing.assert_allclose(f.transform(["a new prompt about the sea"]),
+                               ref.transform(["a new prompt about the sea"]), atol=2e-5)
+
+
+def test_auto_svd_is_exact_on_small_sets_and_linear_on_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """svd="auto" (the learned cascades' default): the exact Gram-matrix SVD up to EXACT_SVD_MAX_DOCS
+    documents, never above (its n x n Gram matrix is quadratic in memory, its eigh cubic in time)."""
+    from callwise.routing import features
+
+    f = TfidfSvd(svd="auto")
+    assert f.svd_method(features.EXACT_SVD_MAX_DOCS) == "exact"
+    assert f.svd_method(features.EXACT_SVD_MAX_DOCS + 1) == "randomized"
+    assert TfidfSvd(svd="exact").svd_method(10**6) == "exact"  # the old behaviour, on request
+    small = CORPUS * 3
+    np.testing.assert_array_equal(TfidfSvd(svd="auto").fit(small).transform(small),
+                                  TfidfSvd(svd="exact").fit(small).transform(small))
+    calls: list[int] = []
+    monkeypatch.setattr(features, "EXACT_SVD_MAX_DOCS", 20)
+    monkeypatch.setattr(features, "_exact_components",
+                        lambda x, k: calls.append(x.shape[0]) or pytest.fail("exact SVD above the cap"))
+    big = [f"{t} {i}" for i, t in enumerate(CORPUS * 4)]
+    assert TfidfSvd(svd="auto", n_components=8).fit(big).dim == 8 and not calls
+    assert make_featuriser("tfidf:svd=auto").settings()["svd"] == "auto"
+    with pytest.raises(FeatureError, match="svd must be one of"):
+        TfidfSvd(svd="fast")
+
+
 # --- specs and state dispatch ----------------------------------------------------------------------
 
 

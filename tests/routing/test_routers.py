@@ -263,3 +263,51 @@ def test_policy_file_keeps_infinite_lambda(tmp_path):
     path, _ = save_policy(p, tmp_path / "p.json")
     doc, _ = read_policy_file(path)
     assert doc["settings"]["weird"] == {"__float__": "inf"}
+
+
+def test_fast_cv_equals_refit_cv_on_small_training_sets(winogrande):
+    """cv="fast" (default) only trims the MLP's fold fits above 2,000 training prompts: on a slice it
+    chooses, calibrates and routes exactly as cv="refit" (every fold fitted as the final fit)."""
+    tr, te = winogrande
+    fast, refit = make("mlp", folds=3).fit(tr), make("mlp", folds=3, cv="refit").fit(tr)
+    assert fast.cv_["mode"] == "fast" and refit.cv_["mode"] == "refit"
+    assert fast.cv_["candidates"] == refit.cv_["candidates"] and fast.cv_["chosen"] == refit.cv_["chosen"]
+    prompts = Replay(te).queries().prompts
+    np.testing.assert_array_equal(fast.predict(prompts)[0], refit.predict(prompts)[0])
+    assert fast.default_lam_ == refit.default_lam_
+    with pytest.raises(PolicyError, match="cv must be one of 'fast', 'refit'"):
+        make("mlp", cv="warm").fit(tr)
+
+
+def test_fast_cv_caps_the_mlp_fold_fits_not_the_final_fit(monkeypatch, winogrande):
+    """Above CV_SAMPLE_BUDGET / max_iter training prompts a fold fit runs fewer epochs (its cost stops
+    growing with the table); the deployed scorer is fitted with every epoch of its settings."""
+    from callwise.routing.scorers import MlpScorer
+
+    assert MlpScorer.cv_settings({"hidden": [100]}, 2000) == {"hidden": [100], "max_iter": 200}
+    assert MlpScorer.cv_settings({"hidden": [100]}, 10_000)["max_iter"] == 40
+    assert MlpScorer.cv_settings({"max_iter": 30}, 100)["max_iter"] == 30  # never more than asked
+    assert SCORERS["knn"].cv_settings({"k": 5}, 10**6) == {"k": 5}  # the other scorers fit folds as asked
+    seen: list[int] = []
+    real = MlpScorer._net
+
+    def spy(self, X, y):
+        seen.append(int(self._settings["max_iter"]))
+        return real(self, X, y)
+
+    monkeypatch.setattr(MlpScorer, "_net", spy)
+    monkeypatch.setattr(MlpScorer, "CV_SAMPLE_BUDGET", 1000)  # 1000 / ~107 training prompts a fold: 10 epochs
+    tr, _ = winogrande
+    pol = make("mlp", folds=3, hyper={"hidden": [8], "alpha": 1e-2}).fit(tr)
+    assert seen[:-1] == [10, 10, 10] and seen[-1] == 200
+    assert pol.scorer_.settings()["max_iter"] == 200
+
+
+@pytest.mark.parametrize("kind", sorted(SCORERS))
+def test_grid_predictions_equal_one_fit_per_candidate(kind):
+    """The CV's grid pass (knn: one similarity matrix for every k) gives each candidate's own fit exactly."""
+    X, Q = _planted()
+    grid = SCORERS[kind].grid
+    got = SCORERS[kind].grid_predictions(grid, X[:200], Q[:200], X[200:])
+    for g, pred in zip(grid, got, strict=True):
+        np.testing.assert_array_equal(pred, make_scorer(kind, **g).fit(X[:200], Q[:200]).predict(X[200:]))

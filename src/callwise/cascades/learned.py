@@ -35,6 +35,8 @@ from ..core.policy import Policy, register
 from ..routing import (
     Featuriser,
     Scorer,
+    SentenceEmbeddings,
+    TfidfSvd,
     featuriser_from_state,
     make_featuriser,
     make_scorer,
@@ -47,8 +49,10 @@ FOLDS = 5
 #: Fold features memoised (a few sets of texts: one task's prompts, or prompts + one model's answers).
 _FOLD_MEMO: OrderedDict[str, Any] = OrderedDict()
 _FOLD_MEMO_SIZE = 4
-#: Features of the classifiers: TF-IDF + exact SVD (per-task training sets are small).
-DEFAULT_FEATURES = "tfidf:svd=exact"
+#: Features of the classifiers: TF-IDF + SVD, exact (Gram matrix) on small training sets and
+#: randomized above ``features.EXACT_SVD_MAX_DOCS`` texts, so no fit is super-linear in the prompts
+#: (``"tfidf:svd=exact"``, the default before, is still available through ``features=``).
+DEFAULT_FEATURES = "tfidf:svd=auto"
 
 
 def answer_texts(prompts: np.ndarray, answers: np.ndarray | None) -> list[str]:
@@ -87,12 +91,19 @@ class TextClassifier:
             return _FOLD_MEMO[key]
         n = len(texts)
         fold = np.random.default_rng(seed).permutation(n) % FOLDS
-        per_fold = []
-        for f in range(FOLDS):
-            tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
-            feat = make_featuriser(spec).fit([texts[i] for i in tr])
-            per_fold.append((feat.transform([texts[i] for i in tr]), feat.transform([texts[i] for i in te])))
-        full = make_featuriser(spec).fit(texts)
+        splits = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(FOLDS)]
+        full = make_featuriser(spec)
+        if isinstance(full, TfidfSvd):  # the same fold features, the texts tokenised once
+            per_fold = full.fit_folds(texts, splits)
+        elif isinstance(full, SentenceEmbeddings):  # nothing learned: the fold featurisers all equal the full one
+            X = full.fit(texts).transform(texts)
+            per_fold = [(X[tr], X[te]) for tr, te in splits]
+        else:
+            per_fold = []
+            for tr, te in splits:
+                feat = make_featuriser(spec).fit([texts[i] for i in tr])
+                per_fold.append((feat.transform([texts[i] for i in tr]), feat.transform([texts[i] for i in te])))
+            full.fit(texts)
         out = (fold, per_fold, full, full.transform(texts))
         _FOLD_MEMO[key] = out
         while len(_FOLD_MEMO) > _FOLD_MEMO_SIZE:

@@ -17,6 +17,8 @@ from .features import (
            FeatureCache,
            FeatureError,
            Featuriser,
+           SentenceEmbeddings,
+           TfidfSvd,
            featuriser_from_state,
            make_featuriser,
 )
@@ -33,6 +35,6 @@ from .scorers import SCORERS, Scorer, make_scorer, scorer_from_state
 from .threshold import ThresholdRouter
 
 __all__ = ["CascadeJudge", "FeatureCache", "FeatureError", "Featuriser", "KnnRouter", "LinearRouter", "MfRouter",
-           "MlpRouter", "Route", "Router", "SCORERS", "Scorer", "ShareCurve", "SvmRouter", "ThresholdRouter", "apgr", "cpt",
-           "featuriser_from_state", "make_featuriser", "make_scorer", "oracle_share_curve", "routellm_metrics",
-           "scorer_from_state", "share_curve"]
+           "MlpRouter", "Route", "Router", "SCORERS", "Scorer", "SentenceEmbeddings", "ShareCurve", "SvmRouter",
+           "TfidfSvd", "ThresholdRouter", "apgr", "cpt", "featuriser_from_state", "make_featuriser", "make_scorer",
+           "oracle_share_curve", "routellm_metrics", "scorer_from_state", "share_curve"]

@@ -35,13 +35,18 @@ from ..core.hashing import texts_digest
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Decisions, Policy, register, single_call_decisions
 from .features import FeatureCache, Featuriser, make_featuriser
-from .scorers import SCORERS, make_scorer
+from .scorers import SCORERS, make_scorer, one_thread
 
 #: Candidate weights s of the training-mean prior in q̂ = (1 − s)·scorer(x) + s·q̄ (chosen by CV).
 #: s = 1 ignores the prompt: its λ-sweep is exactly the zero router's hull vertices.
 SHRINK_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 N_SWEEP = 40
 N_CALIBRATION = 400
+#: How the CV fits its fold models: ``fast`` (default) with each scorer's :meth:`~.scorers.Scorer.cv_settings`
+#: (an MLP fold fit visits at most ``MlpScorer.CV_SAMPLE_BUDGET`` prompts: all its epochs up to 2,000
+#: training prompts, fewer above; the other scorers unchanged), ``refit`` with the candidate's own
+#: settings (every fold fit exactly as the final fit; before, the only mode).
+CV_MODES = ("fast", "refit")
 _FEATURE_MEMO: "OrderedDict[str, tuple[Featuriser, np.ndarray]]" = OrderedDict()
 
 
@@ -128,8 +133,10 @@ class Router(Policy):
     CV from ``SHRINK_GRID``, so a router whose prompt features carry no signal on held-out folds
     falls back towards the zero router instead of below it), ``selection`` (``"1se"``: keep the
     prompt-blind router unless CV shows a gain larger than one standard error), ``folds``,
-    ``seed``, ``cache`` (``"auto"`` caches embeddings only, True/False always/never) and
-    ``cache_dir``. With none of lam/budget/quality_target set, λ is the one with the best
+    ``seed``, ``cache`` (``"auto"`` caches embeddings only, True/False always/never),
+    ``cache_dir`` and ``cv`` (``"fast"``: fold fits with the scorer's cheaper CV settings, see
+    :data:`CV_MODES`; ``"refit"``: every fold fitted exactly as the final fit). With none of
+    lam/budget/quality_target set, λ is the one with the best
     calibration quality (the router's most accurate point).
     """
 
@@ -142,7 +149,7 @@ class Router(Policy):
                  budget: float | None = None, quality_target: float | None = None,
                  hyper: dict[str, Any] | None = None, shrink: float | None = None, selection: str = "1se",
                  folds: int = 5, seed: int = 0,
-                 cache: bool | str = "auto", cache_dir: str | None = None) -> None:
+                 cache: bool | str = "auto", cache_dir: str | None = None, cv: str = "fast") -> None:
         self.features = features
         self.models = list(models) if models is not None else None
         self.cost_model = cost_model
@@ -157,6 +164,7 @@ class Router(Policy):
         self.seed = seed
         self.cache = cache
         self.cache_dir = cache_dir
+        self.cv = cv
 
     # ---- fitting ------------------------------------------------------------------------
 
@@ -173,6 +181,8 @@ class Router(Policy):
             raise PolicyError(f"selection must be '1se' or 'best', got {self.selection!r}")
         if not isinstance(self.folds, int) or self.folds < 2:
             raise PolicyError(f"folds must be an integer >= 2, got {self.folds!r}")
+        if self.cv not in CV_MODES:
+            raise PolicyError(f"cv must be one of {', '.join(map(repr, CV_MODES))}, got {self.cv!r}")
 
     def _featurise(self, featuriser: Featuriser, prompts: Sequence[str]) -> np.ndarray:
         use = self.cache is True or (self.cache == "auto" and featuriser.kind != "tfidf")
@@ -222,7 +232,8 @@ class Router(Policy):
         costs = CostModel.fit(self.cost_model, prompts, C, train, view.models, self.prices)
         chat = costs.predict(prompts)
         folds = min(self.folds, len(Q))
-        cv = self._cross_validate(X, Q, C, chat, folds) if len(Q) >= 2 else None
+        with one_thread():  # small dense problems: BLAS threads only contend (see scorers.one_thread)
+            cv = self._cross_validate(X, Q, C, chat, folds) if len(Q) >= 2 else None
         hyper, shrink, raw, table = cv if cv is not None else (self.hyper or {}, self.shrink or 0.0, None, [])
         scorer = make_scorer(self.scorer_kind, **hyper).fit(X, Q)
         self.models_ = tuple(view.models)
@@ -236,7 +247,7 @@ class Router(Policy):
         oof = self._blend(raw if raw is not None else scorer.predict(X))
         self.costs_ = costs
         self.lambdas_ = lambda_grid(oof, chat, N_SWEEP)
-        self.cv_ = {"folds": folds, "selection": self.selection,
+        self.cv_ = {"folds": folds, "selection": self.selection, "mode": self.cv,
                     "criterion": "per-fold AIQ (paper) gain of the λ-curve over the prompt-blind router; "
                                  "1se: fall back to prompt-blind unless the best gain exceeds one standard error",
                     "chosen": {**hyper, "shrink": self.shrink_}, "candidates": table}
@@ -273,11 +284,14 @@ class Router(Policy):
         base = fold_aiqs(prior)
         table: list[dict[str, Any]] = []
         results = []
-        for cand in grid:
-            raw = np.empty_like(Q)
-            for f in range(folds):
-                tr, te = fold != f, fold == f
-                raw[te] = make_scorer(self.scorer_kind, **cand).fit(X[tr], Q[tr]).predict(X[te])
+        kind = SCORERS[self.scorer_kind]
+        raws = [np.empty_like(Q) for _ in grid]
+        for f in range(folds):
+            tr, te = fold != f, fold == f
+            fits = [kind.cv_settings(c, int(tr.sum())) if self.cv == "fast" else c for c in grid]
+            for raw, pred in zip(raws, kind.grid_predictions(fits, X[tr], Q[tr], X[te])):
+                raw[te] = pred
+        for cand, raw in zip(grid, raws):
             for s in shrinks:
                 oof = (1 - s) * raw + s * prior
                 gain = fold_aiqs(oof) - base

@@ -31,6 +31,18 @@ from ..core.errors import PolicyError
 _CHUNK = 4096
 
 
+def one_thread() -> Any:
+    """A context in which BLAS / OpenMP pools run one thread (``threadpoolctl``, a scikit-learn dependency).
+
+    The scorers' matrices are small (a few thousand prompts x 128 features): threads add little and,
+    on a busy machine, contend. Measured on 9,600 RouterBench-sized prompts with a loaded 2-core
+    machine: one MF fit 28 s with OpenBLAS's two threads, 2.1 s with one (the same numbers).
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
+
+
 def _as_2d(X: np.ndarray) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2:
@@ -58,6 +70,19 @@ class Scorer(ABC):
 
     def settings(self) -> dict[str, Any]:
         return {"kind": self.kind, **self._settings}
+
+    @classmethod
+    def cv_settings(cls, settings: dict[str, Any], n_train: int) -> dict[str, Any]:
+        """The settings of a candidate's fold fits on ``n_train`` prompts under the router's ``cv="fast"``
+        (default: its own)."""
+        return dict(settings)
+
+    @classmethod
+    def grid_predictions(cls, grid: list[dict[str, Any]], X: np.ndarray, Q: np.ndarray,
+                         X_test: np.ndarray) -> list[np.ndarray]:
+        """q̂ on ``X_test`` of a scorer fitted on (X, Q) with each settings of ``grid``: what
+        ``[cls(**g).fit(X, Q).predict(X_test) for g in grid]`` gives (a scorer may share work between them)."""
+        return [cls(**g).fit(X, Q).predict(X_test) for g in grid]
 
     def state(self) -> dict[str, np.ndarray]:
         """Fitted arrays (saved to npz)."""
@@ -90,7 +115,8 @@ class Scorer(ABC):
             raise PolicyError(f"qualities must be prompts x models matching the features, got {Q.shape} for {X.shape}")
         if not np.isfinite(Q).all():
             raise PolicyError("training qualities contain NaN: every model needs a recorded outcome on every training prompt")
-        self._state = self._fit(X, Q)
+        with one_thread():
+            self._state = self._fit(X, Q)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -138,13 +164,34 @@ class KnnScorer(Scorer):
         return {"X": _normalise(X).astype(np.float32), "Q": Q.astype(np.float32)}
 
     def _predict(self, st: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
-        Xt, Qt = st["X"], st["Q"]
-        k = int(min(max(int(self._settings["k"]), 1), len(Xt)))
-        sim = _normalise(X) @ Xt.T
-        if k < len(Xt):
+        return self._neighbour_means(st, _normalise(X) @ st["X"].T)
+
+    @classmethod
+    def grid_predictions(cls, grid: list[dict[str, Any]], X: np.ndarray, Q: np.ndarray,
+                         X_test: np.ndarray) -> list[np.ndarray]:
+        """Every k of the grid from one similarity matrix per chunk (the same numbers as one fit per k)."""
+        if not grid or any(set(g) - {"k"} for g in grid):
+            return super().grid_predictions(grid, X, Q, X_test)
+        scorers = [cls(**g).fit(X, Q) for g in grid]
+        st = scorers[0].state()
+        X_test = _as_2d(X_test)
+        if X_test.shape[1] != int(st["X"].shape[1]) or not len(X_test):
+            return [sc.predict(X_test) for sc in scorers]
+        out: list[list[np.ndarray]] = [[] for _ in grid]
+        with one_thread():
+            for i in range(0, len(X_test), _CHUNK):
+                sim = _normalise(X_test[i:i + _CHUNK]) @ st["X"].T
+                for chunks, sc in zip(out, scorers):
+                    chunks.append(sc._neighbour_means(st, sim))
+        return [np.vstack(c) for c in out]
+
+    def _neighbour_means(self, st: dict[str, np.ndarray], sim: np.ndarray) -> np.ndarray:
+        Qt = st["Q"]
+        k = int(min(max(int(self._settings["k"]), 1), len(Qt)))
+        if k < len(Qt):
             idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]
         else:
-            idx = np.broadcast_to(np.arange(len(Xt)), sim.shape)
+            idx = np.broadcast_to(np.arange(len(Qt)), sim.shape)
         return Qt[idx].mean(axis=1, dtype=np.float64)
 
     def _dim(self, st: dict[str, np.ndarray]) -> int:
@@ -229,6 +276,18 @@ class MlpScorer(Scorer):
 
     kind = "mlp"
     grid = [{"hidden": [100], "alpha": 1e-2}, {"hidden": [100, 100], "alpha": 1e-2}]
+    #: Training prompts a fold fit visits (epochs x prompts) under the router's ``cv="fast"``: its
+    #: epochs are capped at ``CV_SAMPLE_BUDGET / n_train`` (never above ``max_iter``). Up to 2,000
+    #: training prompts that is all 200 epochs, so the shipped slices fit as with ``cv="refit"``; on
+    #: RouterBench-sized tasks (8,000-10,000 prompts a fold) 40-50 epochs, so the CV's cost stops
+    #: growing with the table while the final fit keeps every epoch (on tables of near-duplicate
+    #: prompts the fits never stop early, and ten fold fits cost ten full fits).
+    CV_SAMPLE_BUDGET = 400_000
+
+    @classmethod
+    def cv_settings(cls, settings: dict[str, Any], n_train: int) -> dict[str, Any]:
+        epochs = min(int({**cls.defaults(), **settings}["max_iter"]), max(1, -(-cls.CV_SAMPLE_BUDGET // max(n_train, 1))))
+        return {**settings, "max_iter": epochs}
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
