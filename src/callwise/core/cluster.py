@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from typing import Any, Sequence
 
 from .errors import CallwiseError
@@ -53,6 +54,27 @@ def ray_module() -> Any:
     return ray
 
 
+def check_reachable(address: str | None) -> None:
+    """Fail fast, naming the address, when no Ray head listens there (``ray.init`` would wait minutes)."""
+    if address in (None, LOCAL):
+        address = os.environ.get("RAY_ADDRESS") or None
+    if address is None or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as e:
+        raise CallwiseError(f"cannot reach Ray at {address}: {e.strerror or e}; start a head node there "
+                            "(ray start --head) or give its address (--ray HOST:PORT or RAY_ADDRESS)") from None
+
+
+#: The address this process is connected to (None: a local cluster it started).
+_connected: list[str | None] = []
+
+
 def connect(address: str | None = LOCAL, *, num_cpus: int | None = None) -> Any:
     """Connect this process to Ray and return the ``ray`` module (idempotent within a process).
 
@@ -62,8 +84,12 @@ def connect(address: str | None = LOCAL, *, num_cpus: int | None = None) -> Any:
     cluster the nodes need it installed (docs/scale.md).
     """
     ray = ray_module()
+    want = None if address in (None, LOCAL) else address
     if ray.is_initialized():
-        return ray
+        if _connected and _connected[0] == want:
+            return ray
+        ray.shutdown()  # one Ray connection per process: a command asking for another cluster gets it
+    check_reachable(address)
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     if address in (None, LOCAL) and not os.environ.get("RAY_ADDRESS"):
         kwargs["num_cpus"] = num_cpus
@@ -74,4 +100,5 @@ def connect(address: str | None = LOCAL, *, num_cpus: int | None = None) -> Any:
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = kwargs.get("address", "a local cluster")
         raise CallwiseError(f"cannot connect to Ray at {where}: {e}") from None
+    _connected[:] = [want]
     return ray

@@ -322,25 +322,6 @@ def run_shard(kind: str, spec: BackendSpec, work: dict[str, Any], prompts: Promp
 
 # -- the driver ------------------------------------------------------------------------------------------------
 
-def _check_reachable(address: str | None) -> None:
-    """Fail fast, naming the address, when a Ray head is not listening (``ray.init`` would wait minutes)."""
-    from ..core.cluster import LOCAL
-
-    if address in (None, LOCAL):
-        address = os.environ.get("RAY_ADDRESS") or None
-    if address is None or address == "auto":
-        return
-    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
-    except OSError as e:
-        raise CallwiseError(f"cannot reach Ray at {address}: {e.strerror or e}; start a head node there "
-                            "(ray start --head) or give its address (--ray HOST:PORT or RAY_ADDRESS)") from None
-
-
 def _shard_size(shard_size: int | None) -> int:
     size = DEFAULT_SHARD_SIZE if shard_size is None else shard_size
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
@@ -394,7 +375,6 @@ def _run_job(kind: str, prompts: Prompts, backend: Live, work: dict[str, Any], j
     spent = 0.0
     counts = {"retries": 0, "fallbacks": 0}
     if todo:
-        _check_reachable(address)
         from ..core.cluster import connect
 
         ray = connect(address)
