@@ -39,7 +39,15 @@ from typing import Any, Iterator, List, Optional
 import typer
 
 from .core.errors import CallwiseError, DataError, PolicyError
-from .core.files import json_default
+
+
+def json_default(o: Any) -> Any:
+    """numpy scalars and arrays in JSON (:func:`callwise.core.files.json_default`, imported on first use:
+    ``callwise --help`` does not load numpy or pandas)."""
+    from .core.files import json_default as default
+
+    return default(o)
+
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="callwise: spend LLM calls wisely. Evaluate routing and other call policies on recorded outcomes.")
