@@ -266,7 +266,7 @@ def test_policy_file_keeps_infinite_lambda(tmp_path):
 
 
 def test_fast_cv_equals_refit_cv_on_small_training_sets(winogrande):
-    """cv="fast" (default) only trims the MLP's fold fits above 2,000 training prompts: on a slice it
+    """cv="fast" (default) only trims the MLP's fold fits above 1,000 training prompts: on a slice it
     chooses, calibrates and routes exactly as cv="refit" (every fold fitted as the final fit)."""
     tr, te = winogrande
     fast, refit = make("mlp", folds=3).fit(tr), make("mlp", folds=3, cv="refit").fit(tr)
@@ -284,8 +284,8 @@ def test_fast_cv_caps_the_mlp_fold_fits_not_the_final_fit(monkeypatch, winogrand
     growing with the table); the deployed scorer is fitted with every epoch of its settings."""
     from callwise.routing.scorers import MlpScorer
 
-    assert MlpScorer.cv_settings({"hidden": [100]}, 2000) == {"hidden": [100], "max_iter": 200}
-    assert MlpScorer.cv_settings({"hidden": [100]}, 10_000)["max_iter"] == 40
+    assert MlpScorer.cv_settings({"hidden": [100]}, 1000) == {"hidden": [100], "max_iter": 200}
+    assert MlpScorer.cv_settings({"hidden": [100]}, 10_000)["max_iter"] == 20
     assert MlpScorer.cv_settings({"max_iter": 30}, 100)["max_iter"] == 30  # never more than asked
     assert SCORERS["knn"].cv_settings({"k": 5}, 10**6) == {"k": 5}  # the other scorers fit folds as asked
     seen: list[int] = []
@@ -311,3 +311,17 @@ def test_grid_predictions_equal_one_fit_per_candidate(kind):
     got = SCORERS[kind].grid_predictions(grid, X[:200], Q[:200], X[200:])
     for g, pred in zip(grid, got, strict=True):
         np.testing.assert_array_equal(pred, make_scorer(kind, **g).fit(X[:200], Q[:200]).predict(X[200:]))
+
+
+def test_lambda_choices_equal_route_lambda_per_lambda():
+    """The blocked sweep picks what route_lambda picks for each λ, ties (to the cheaper model) and λ = ∞ included."""
+    from callwise.routing.router import lambda_choices
+
+    rng = np.random.default_rng(3)
+    qhat = np.round(rng.random((300, 5)), 1)  # many exact ties
+    chat = np.round(rng.random((300, 5)), 2) + 0.01
+    qhat[0, 2] = np.nan
+    lams = np.r_[0.0, np.sort(rng.random(37)) * 10, np.inf]
+    want = np.stack([route_lambda(qhat, chat, lam) for lam in lams], axis=1)
+    np.testing.assert_array_equal(lambda_choices(qhat, chat, lams), want)
+    np.testing.assert_array_equal(lambda_choices(qhat, chat, lams, block=1), want)

@@ -43,7 +43,7 @@ SHRINK_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 N_SWEEP = 40
 N_CALIBRATION = 400
 #: How the CV fits its fold models: ``fast`` (default) with each scorer's :meth:`~.scorers.Scorer.cv_settings`
-#: (an MLP fold fit visits at most ``MlpScorer.CV_SAMPLE_BUDGET`` prompts: all its epochs up to 2,000
+#: (an MLP fold fit visits at most ``MlpScorer.CV_SAMPLE_BUDGET`` prompts: all its epochs up to 1,000
 #: training prompts, fewer above; the other scorers unchanged), ``refit`` with the candidate's own
 #: settings (every fold fit exactly as the final fit; before, the only mode).
 CV_MODES = ("fast", "refit")
@@ -98,11 +98,34 @@ def route_lambda(qhat: np.ndarray, chat: np.ndarray, lam: float) -> np.ndarray:
     return lambda_choice(qhat, chat, float(lam))
 
 
+def lambda_choices(qhat: np.ndarray, chat: np.ndarray, lams: np.ndarray, block: int = 16) -> np.ndarray:
+    """``route_lambda(qhat, chat, lam)`` for every λ of ``lams``: a (P, len(lams)) array of model indices.
+
+    The same arithmetic as :func:`~callwise.core.frontier.lambda_choice` (so the same choices, ties
+    included), with the validity mask and NaN fill computed once and ``block`` finite λs at a time.
+    """
+    lams = np.asarray(lams, dtype=np.float64)
+    out = np.empty((len(qhat), len(lams)), dtype=np.int64)
+    ok = np.isfinite(qhat) & np.isfinite(chat)
+    qn, cn = np.nan_to_num(qhat), np.nan_to_num(chat)
+    finite = np.flatnonzero(np.isfinite(lams))
+    for i in range(0, len(finite), block):
+        idx = finite[i:i + block]
+        u = lams[idx][None, :, None] * qn[:, None, :] - cn[:, None, :]  # (P, B, M)
+        u = np.where(ok[:, None, :], u, -np.inf)
+        best = u.max(axis=2, keepdims=True)
+        c = np.where(u >= best - 1e-12 * np.maximum(1.0, np.abs(best)), chat[:, None, :], np.inf)
+        out[:, idx] = np.argmin(c, axis=2)
+    for j in np.flatnonzero(~np.isfinite(lams)):
+        out[:, j] = route_lambda(qhat, chat, float(lams[j]))
+    return out
+
+
 def sweep_outcomes(qhat: np.ndarray, chat: np.ndarray, Q: np.ndarray, C: np.ndarray,
                    lams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Realised (cost, quality) per prompt for each λ: two (P, len(lams)) arrays."""
     rows = np.arange(len(Q))
-    choice = np.stack([route_lambda(qhat, chat, lam) for lam in lams], axis=1)
+    choice = lambda_choices(qhat, chat, lams)
     return C[rows[:, None], choice], Q[rows[:, None], choice]
 
 

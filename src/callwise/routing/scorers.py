@@ -29,6 +29,9 @@ import numpy as np
 from ..core.errors import PolicyError
 
 _CHUNK = 4096
+#: Similarities a knn chunk holds (64 MB of float32): 4,096 prompts against up to 4,096 training prompts,
+#: fewer against more (a RouterBench task at 4x has 34,000), so memory does not grow with the table.
+_KNN_CELLS = 2**24
 
 
 def one_thread() -> Any:
@@ -125,8 +128,13 @@ class Scorer(ABC):
         X = _as_2d(X)
         if X.shape[1] != self._dim(st):
             raise PolicyError(f"features have {X.shape[1]} dimensions; the scorer was fitted on {self._dim(st)}")
-        out = [self._predict(st, X[i:i + _CHUNK]) for i in range(0, max(len(X), 1), _CHUNK)]
+        step = self._chunk(st)
+        out = [self._predict(st, X[i:i + step]) for i in range(0, max(len(X), 1), step)]
         return np.vstack(out) if out else np.empty((0, self._n_models(st)))
+
+    def _chunk(self, st: dict[str, np.ndarray]) -> int:
+        """Prompts predicted at a time."""
+        return _CHUNK
 
     @abstractmethod
     def _fit(self, X: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]: ...
@@ -179,11 +187,16 @@ class KnnScorer(Scorer):
             return [sc.predict(X_test) for sc in scorers]
         out: list[list[np.ndarray]] = [[] for _ in grid]
         with one_thread():
-            for i in range(0, len(X_test), _CHUNK):
-                sim = _normalise(X_test[i:i + _CHUNK]) @ st["X"].T
+            step = scorers[0]._chunk(st)
+            for i in range(0, len(X_test), step):
+                sim = _normalise(X_test[i:i + step]) @ st["X"].T
                 for chunks, sc in zip(out, scorers):
                     chunks.append(sc._neighbour_means(st, sim))
         return [np.vstack(c) for c in out]
+
+    def _chunk(self, st: dict[str, np.ndarray]) -> int:
+        # a chunk's similarity matrix (and its negation) at most _KNN_CELLS floats, whatever the training size
+        return int(max(1, min(_CHUNK, _KNN_CELLS // max(len(st["X"]), 1))))
 
     def _neighbour_means(self, st: dict[str, np.ndarray], sim: np.ndarray) -> np.ndarray:
         Qt = st["Q"]
@@ -277,12 +290,12 @@ class MlpScorer(Scorer):
     kind = "mlp"
     grid = [{"hidden": [100], "alpha": 1e-2}, {"hidden": [100, 100], "alpha": 1e-2}]
     #: Training prompts a fold fit visits (epochs x prompts) under the router's ``cv="fast"``: its
-    #: epochs are capped at ``CV_SAMPLE_BUDGET / n_train`` (never above ``max_iter``). Up to 2,000
+    #: epochs are capped at ``CV_SAMPLE_BUDGET / n_train`` (never above ``max_iter``). Up to 1,000
     #: training prompts that is all 200 epochs, so the shipped slices fit as with ``cv="refit"``; on
-    #: RouterBench-sized tasks (8,000-10,000 prompts a fold) 40-50 epochs, so the CV's cost stops
+    #: RouterBench-sized tasks (8,000-10,000 prompts a fold) 20-25 epochs, so the CV's cost stops
     #: growing with the table while the final fit keeps every epoch (on tables of near-duplicate
     #: prompts the fits never stop early, and ten fold fits cost ten full fits).
-    CV_SAMPLE_BUDGET = 400_000
+    CV_SAMPLE_BUDGET = 200_000
 
     @classmethod
     def cv_settings(cls, settings: dict[str, Any], n_train: int) -> dict[str, Any]:
@@ -384,11 +397,14 @@ class MfScorer(Scorer):
         v2 = {k: np.zeros_like(v) for k, v in params.items()}
         lr, l2, b1, b2 = float(s["lr"]), float(s["l2"]), 0.9, 0.999
         for t in range(1, int(s["steps"]) + 1):
-            H = X64 @ params["A"].T  # (P, r)
-            Z = H @ params["U"].T + params["b"]
+            # Z = X Aᵀ Uᵀ + b and the gradients, with the prompts touched twice a step through
+            # (d x M) products: X (AᵀUᵀ) and S = Gᵀ X, never the (P x r) H = X Aᵀ; the same
+            # quantities (Uᵀ's gradient Gᵀ H = S Aᵀ, A's (G U)ᵀ X = Uᵀ S) in fewer operations
+            Z = X64 @ (params["A"].T @ params["U"].T) + params["b"]
             G = (1.0 / (1.0 + np.exp(-np.clip(Z, -30, 30))) - Q) / (P * M)  # d loss / d Z
-            grads = {"U": G.T @ H + l2 * params["U"], "b": G.sum(axis=0),
-                     "A": (G @ params["U"]).T @ X64 + l2 * params["A"]}
+            S = G.T @ X64  # (M, d)
+            grads = {"U": S @ params["A"].T + l2 * params["U"], "b": G.sum(axis=0),
+                     "A": params["U"].T @ S + l2 * params["A"]}
             for k, g in grads.items():
                 m[k] = b1 * m[k] + (1 - b1) * g
                 v2[k] = b2 * v2[k] + (1 - b2) * g * g
