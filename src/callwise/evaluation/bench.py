@@ -411,13 +411,17 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
     boots: dict[str, dict[str, np.ndarray]] = {}
     pooled: dict[str, list[tuple[np.ndarray, np.ndarray, list]]] = {}
     counter = Counter(on_progress, sum(1 + (len(avail) if t not in missing else 0) + n_boot for t in tasks))
-    per_task: dict[str, tuple[OutcomeTable, OutcomeTable, dict[str, Entry], Any, np.ndarray | None]] = {}
+    per_task: dict[str, tuple[int, int, dict[str, Entry], Any, np.ndarray | None]] = {}
+    splits: dict[str, tuple[OutcomeTable, OutcomeTable]] = {}  # the policies' units' input, sent once per task
     with Executor(jobs, ray) as ex:
         for task in tasks:
             if on_task:
                 on_task(task)
             tr, te = train.for_task(task), test.for_task(task)
-            per_task[task] = (tr, te, *_baseline_entries(te, oracle))
+            per_task[task] = (tr.frame["prompt_id"].nunique(), te.frame["prompt_id"].nunique(),
+                              *_baseline_entries(te, oracle))
+            if task not in missing:
+                splits[task] = tr, te
             if axis == "latency" and per_task[task][4] is None:
                 raise PolicyError(f"--axis latency needs a recorded latency for every call; task {task!r} has "
                                   "calls without one")
@@ -425,8 +429,8 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
         # units: each (task, policy) fit on train and run on test; each task's split sent once
         units = [Unit(f"task {t}: {name}", (name, factory), t) for t in tasks if t not in missing
                  for name, factory in avail.items()]
-        runs = ex.map(_policy_unit, units, {t: per_task[t][:2] for t in tasks if t not in missing},
-                      on_done=lambda i, r: counter(units[i].name + _ran(r)))
+        runs = ex.map(_policy_unit, units, splits, on_done=lambda i, r: counter(units[i].name + _ran(r)))
+        splits.clear()  # the per-task tables are not needed past the fits
         for u, r in zip(units, runs):
             _add_policy(per_task[str(u.share)][2], u.args[0], r)
         ranges = {t: _aiqs(per_task[t][2]) for t in tasks}
@@ -438,7 +442,7 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
         chunks = ex.map(_boot_unit, bunits, bdata,
                         on_done=lambda i, r: counter(bunits[i].name, len(r)))
     for task in tasks:
-        tr, te, entries, truth, rec = per_task[task]
+        n_train, n_test, entries, truth, rec = per_task[task]
         boots[task] = (_boot_intervals(entries, [c for u, c in zip(bunits, chunks) if u.share == task], level)
                        if n_boot else {})
         best = max((entries[s] for s in truth[2]), key=lambda e: (e.points[0, 1], -e.points[0, 0]))
@@ -446,8 +450,7 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
         _gap_closed(entries)
         if len(truth[2]) == 2:
             _routellm(entries, truth, best.name)
-        results[task] = TaskResult(task, tr.frame["prompt_id"].nunique(), te.frame["prompt_id"].nunique(),
-                                   entries, ranges[task], best.name)
+        results[task] = TaskResult(task, n_train, n_test, entries, ranges[task], best.name)
         for e in entries.values():
             if e.latency is not None and e.quality is not None:
                 e.extra["latency_points"] = [float(x) for x in e.latency.mean(axis=0)]

@@ -30,7 +30,14 @@ from ..core.split import split_outcomes
 from ..core.version import __version__
 from .bounds import BOUNDS
 from .candidates import build_candidates
-from .crossfit import MAX_POINTS, CrossfitJob, Evaluated, crossfit_many, evaluate_test, evaluate_tests
+from .crossfit import (
+    MAX_POINTS,
+    CrossfitJob,
+    Evaluated,
+    crossfit_many,
+    evaluate_test,
+    evaluate_tests,
+)
 from .select import Selection, select
 from .verdict import frontier, recommendation
 
