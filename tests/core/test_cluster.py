@@ -5,10 +5,15 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from callwise.core.cluster import LOCAL, check_reachable, looks_like_address, normalise_argv
-from callwise.core.errors import CallwiseError
 from livekit import free_port
+
+from callwise.core.cluster import (
+    LOCAL,
+    check_reachable,
+    looks_like_address,
+    normalise_argv,
+)
+from callwise.core.errors import CallwiseError
 
 
 @pytest.mark.parametrize("argv, expected", [

@@ -291,7 +291,7 @@ def run_shard(kind: str, spec: BackendSpec, work: dict[str, Any], prompts: Promp
     """One shard on a worker: build the backend, make the calls; (the rows and decisions, the budget
     ledger's state after the shard — (granted, spent, queries) — when the policy keeps one)."""
     from ..core.budget import BudgetLedger
-    from .runs import _collect_rows, _policy_rows, _prepare_policy
+    from .batches import _collect_rows, _policy_rows, _prepare_policy
 
     backend = spec.build(limiter)
     book = None
@@ -482,7 +482,7 @@ def collect_sharded(models: Sequence[str], prompts: Prompts, backend: Live, *, s
                     grader: str | None = None, logprobs: bool = False, max_retries: int = MAX_RETRIES,
                     progress: Callable[[int], None] | None = None) -> Any:
     """:func:`callwise.live.runs.collect` in shards on Ray (``address``: see :func:`callwise.core.cluster.connect`)."""
-    from .runs import _check_collect, _collect_result
+    from .batches import _check_collect, _collect_result
 
     models = list(models)
     _check_collect(models, prompts, backend, samples, grader)
@@ -505,7 +505,7 @@ def run_policy_sharded(policy: Policy, prompts: Prompts, backend: Live, *, shard
                        complete: bool = False, chunk: int | None = None, max_retries: int = MAX_RETRIES,
                        progress: Callable[[int], None] | None = None) -> Any:
     """:func:`callwise.live.runs.run_policy` in shards on Ray (each shard decided in chunks from its start)."""
-    from .runs import CHUNK, _policy_result, _prepare_policy, keeps_ledger
+    from .batches import CHUNK, _policy_result, _prepare_policy, keeps_ledger
 
     chunk = CHUNK if chunk is None else int(chunk)
     size = _shard_size(chunk * max(1, DEFAULT_SHARD_SIZE // chunk) if shard_size is None else shard_size)
