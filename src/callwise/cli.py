@@ -521,7 +521,7 @@ def cascade(
     cost_ratio: Optional[str] = typer.Option(None, "--cost-ratio", help="Paper protocol: fixed costs 1:R (c_S = 1, c_L = R for every call), as in the paper's setups"),
     orders: int = typer.Option(3, "--orders", help="Random orders of the test stream to average over"),
     warmup: int = typer.Option(20, "--warmup", help="Streaming: queries seen before the first escalation"),
-    features: Optional[str] = typer.Option(None, "--features", help="Features of the learned baselines (default tfidf:svd=exact)"),
+    features: Optional[str] = typer.Option(None, "--features", help="Features of the learned baselines (default tfidf:svd=auto: the exact SVD up to 1,000 texts, randomized above)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json, curves/*.png and summary.png here"),
     split: Optional[float] = typer.Option(None, "--split", help="Train fraction of a seeded per-task split (default: the data's own split, else 0.7)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the stream orders and tie-breaking"),
