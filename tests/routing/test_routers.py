@@ -325,3 +325,30 @@ def test_lambda_choices_equal_route_lambda_per_lambda():
     want = np.stack([route_lambda(qhat, chat, lam) for lam in lams], axis=1)
     np.testing.assert_array_equal(lambda_choices(qhat, chat, lams), want)
     np.testing.assert_array_equal(lambda_choices(qhat, chat, lams, block=1), want)
+
+
+def test_fast_cv_caps_the_svm_fold_fits_not_the_final_fit(monkeypatch, winogrande):
+    """The SVM router's fold fits get at most CV_SAMPLE_BUDGET / n_train solver passes (all 2,000 up to
+    1,000 training prompts, so the slices fit as before); its deployed fit keeps every pass."""
+    from callwise.routing.scorers import SvmScorer
+
+    assert SvmScorer.cv_settings({"C": 1.0}, 1000) == {"C": 1.0, "max_iter": 2000}
+    assert SvmScorer.cv_settings({"C": 1.0}, 40_000)["max_iter"] == 50
+    assert SvmScorer.cv_settings({"C": 1.0, "max_iter": 30}, 100)["max_iter"] == 30  # never more than asked
+    tr, te = winogrande
+    fast, refit = make("svm", folds=3).fit(tr), make("svm", folds=3, cv="refit").fit(tr)
+    assert fast.cv_["candidates"] == refit.cv_["candidates"] and fast.cv_["chosen"] == refit.cv_["chosen"]
+    prompts = Replay(te).queries().prompts
+    np.testing.assert_array_equal(fast.predict(prompts)[0], refit.predict(prompts)[0])
+    monkeypatch.setattr(SvmScorer, "CV_SAMPLE_BUDGET", 1000)  # ~107 training prompts a fold: 10 passes
+    seen: list[int] = []
+    real = SvmScorer._fit
+
+    def spy(self, X, Q):
+        seen.append(int(self._settings["max_iter"]))
+        return real(self, X, Q)
+
+    monkeypatch.setattr(SvmScorer, "_fit", spy)
+    pol = make("svm", folds=3, hyper={"C": 1.0}).fit(tr)
+    assert set(seen[:-1]) == {10} and seen[-1] == 2000
+    assert pol.scorer_.settings()["max_iter"] == 2000

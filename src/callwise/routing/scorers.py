@@ -432,6 +432,17 @@ class SvmScorer(Scorer):
 
     kind = "svm"
     grid = [{"C": 0.1}, {"C": 1.0}]
+    #: Under the router's ``cv="fast"`` a fold fit's solver passes are capped at
+    #: ``CV_SAMPLE_BUDGET / n_train`` (never above ``max_iter``): up to 1,000 training prompts that is
+    #: all of ``max_iter`` (2,000), so the shipped slices fit exactly as before; on larger sets the CV's
+    #: cost grows linearly with the prompts, where liblinear's dual solver needs more passes on more
+    #: prompts. The final fit keeps every pass.
+    CV_SAMPLE_BUDGET = 2_000_000
+
+    @classmethod
+    def cv_settings(cls, settings: dict[str, Any], n_train: int) -> dict[str, Any]:
+        passes = min(int({**cls.defaults(), **settings}["max_iter"]), max(1, -(-cls.CV_SAMPLE_BUDGET // max(n_train, 1))))
+        return {**settings, "max_iter": passes}
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
