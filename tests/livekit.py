@@ -70,3 +70,25 @@ def live_backends(url: str, models: list[str]) -> Iterator[Callable[..., Live]]:
 def prompts_of(table: OutcomeTable, ids: np.ndarray) -> list[str]:
     first = table.frame.drop_duplicates("prompt_id").set_index("prompt_id")["prompt"]
     return [str(first[p]) for p in ids]
+
+
+def cascade_job(shared_data: Path, base: Path, n: int = 60) -> tuple[OutcomeTable, OutcomeTable, np.ndarray]:
+    """A live job over the task: a confidence cascade (SMALL -> LARGE) fitted on its train split and
+    saved as ``base/casc.json``, and ``base/prompts.jsonl`` with the first ``n`` test prompts (each with
+    SMALL's recorded answer as its reference). Returns (table, test split, the prompt ids)."""
+    import json
+
+    from callwise.core.policy_files import save_policy
+    from callwise.evaluation.fit import fit_policy
+
+    table = task_table(shared_data)
+    train, test = split(table)
+    policy = fit_policy(train, "confidence-cascade", params={"models": [SMALL, LARGE]}, budget=0.0003,
+                        holdout=False, n_boot=10).policy
+    save_policy(policy, base / "casc.json")
+    ids = test.prompt_ids()[:n]
+    ref = test.frame[(test.frame["model"] == SMALL)].set_index("prompt_id")
+    lines = [json.dumps({"id": str(p), "prompt": t, "reference": str(ref.loc[p, "answer"])})
+             for p, t in zip(ids, prompts_of(test, ids))]
+    (base / "prompts.jsonl").write_text("\n".join(lines) + "\n")
+    return table, test, ids

@@ -14,13 +14,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from livekit import LARGE, SMALL, free_port, live_for, prompts_of, split, task_table
+from livekit import (
+    LARGE,
+    SMALL,
+    cascade_job,
+    free_port,
+    live_for,
+)
 from typer.testing import CliRunner
 
 from callwise.cli import app
 from callwise.core.errors import CallwiseError, DataError
-from callwise.core.policy_files import load_policy, save_policy
-from callwise.evaluation.fit import fit_policy
+from callwise.core.policy_files import load_policy
 from callwise.io import load
 from callwise.live.http_util import BackgroundServer
 from callwise.live.prompts import load_prompts
@@ -36,16 +41,7 @@ def setup(shared_data, tmp_path_factory):
     """The replay server (every request logged: when, model, prompt id; an adjustable delay), a fitted
     cascade and a prompt file of 60 test prompts."""
     base = tmp_path_factory.mktemp("rayjobs")
-    table = task_table(shared_data)
-    train, test = split(table)
-    policy = fit_policy(train, "confidence-cascade", params={"models": [SMALL, LARGE]}, budget=0.0003,
-                        holdout=False, n_boot=10).policy
-    save_policy(policy, base / "casc.json")
-    ids = test.prompt_ids()[:N]
-    ref = test.frame[(test.frame["model"] == SMALL)].set_index("prompt_id")
-    lines = [json.dumps({"id": str(p), "prompt": t, "reference": str(ref.loc[p, "answer"])})
-             for p, t in zip(ids, prompts_of(test, ids))]
-    (base / "prompts.jsonl").write_text("\n".join(lines) + "\n")
+    table, test, ids = cascade_job(shared_data, base, N)
     upstream = build_replay_app(table)
     log: list[tuple[float, str]] = []
     knobs = {"delay": 0.0}

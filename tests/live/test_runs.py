@@ -11,13 +11,11 @@ import time
 
 import numpy as np
 import pytest
-from livekit import LARGE, SMALL, prompts_of, split, task_table
+from livekit import LARGE, SMALL, cascade_job
 from typer.testing import CliRunner
 
 from callwise.cli import app
 from callwise.core.errors import DataError
-from callwise.core.policy_files import save_policy
-from callwise.evaluation.fit import fit_policy
 from callwise.io import load
 from callwise.live.cache import ResponseCache
 from callwise.live.grading import grade
@@ -31,16 +29,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def setup(shared_data, tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
-    table = task_table(shared_data)
-    train, test = split(table)
-    policy = fit_policy(train, "confidence-cascade", params={"models": [SMALL, LARGE]}, budget=0.0003,
-                        holdout=False, n_boot=10).policy
-    save_policy(policy, base / "casc.json")
-    ids = test.prompt_ids()[:60]
-    ref = test.frame[(test.frame["model"] == SMALL)].set_index("prompt_id")
-    lines = [json.dumps({"id": str(p), "prompt": t, "reference": str(ref.loc[p, "answer"])})
-             for p, t in zip(ids, prompts_of(test, ids))]
-    (base / "prompts.jsonl").write_text("\n".join(lines) + "\n")
+    table, test, ids = cascade_job(shared_data, base, 60)
     with BackgroundServer(build_replay_app(table, latency_ms=5)) as up:
         yield {"base": base, "table": table, "test": test, "ids": ids, "url": up.url + "/v1"}
 
