@@ -46,10 +46,8 @@ __all__ = sorted(_LAZY)
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
-        if name == "plan":
-            # importing the package callwise.plan set the attribute `plan` to the package: the public
-            # name is the function (the package stays reachable as sys.modules["callwise.plan"])
-            value = importlib.import_module("callwise.plan").plan
+        # set after the import: importing the package callwise.plan set the attribute `plan` to the
+        # package, and the public name is the function (the package stays in sys.modules)
         globals()[name] = value
         return value
     if name in _SUBPACKAGES:
