@@ -309,8 +309,18 @@ class ResponseCache:
                                    check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         if not self.readonly:
-            # Switching a new file to WAL takes a lock other openers may hold for a moment.
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            # Switching a new file to WAL takes a lock other openers may hold for a moment, and SQLite
+            # answers "database is locked" at once there instead of waiting busy_timeout: wait here.
+            deadline = time.monotonic() + BUSY_TIMEOUT_S
+            while True:
+                try:
+                    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                    break
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) or time.monotonic() > deadline:
+                        conn.close()
+                        raise
+                    time.sleep(0.02)
             if str(mode).lower() != "wal":
                 conn.close()
                 raise CacheError(f"{self.path}: SQLite refused WAL mode (journal_mode is {mode!r}); "
