@@ -313,27 +313,103 @@ def test_grid_predictions_equal_one_fit_per_candidate(kind):
         np.testing.assert_array_equal(pred, make_scorer(kind, **g).fit(X[:200], Q[:200]).predict(X[200:]))
 
 
+@pytest.mark.parametrize("kind", sorted(SCORERS))
+def test_fold_predictions_equal_one_fit_per_fold_and_candidate(kind):
+    """The CV's pass over folds (mf: every fold x candidate in one Adam loop) gives each fold fit's own
+    predictions: exactly for the scorers that fit fold by fold, up to floating-point sums for mf."""
+    from callwise.routing.router import _folds
+
+    X, Q = _planted()
+    fold = _folds(len(X), 3, 0)
+    grid = SCORERS[kind].grid
+    fits = [[SCORERS[kind].cv_settings(g, int((fold != f).sum())) for g in grid] for f in range(3)]
+    got = SCORERS[kind].fold_predictions(fits, X, Q, fold)
+    assert len(got) == len(grid)
+    for c, pred in enumerate(got):
+        want = np.empty_like(pred)
+        for f in range(3):
+            want[fold == f] = make_scorer(kind, **fits[f][c]).fit(X[fold != f], Q[fold != f]).predict(X[fold == f])
+        if kind == "mf":
+            np.testing.assert_allclose(pred, want, rtol=0, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(pred, want)
+
+
+def test_knn_max_reference_searches_a_seeded_sample_of_the_training_prompts():
+    """Above max_reference the neighbours come from a seeded uniform sample of that many training prompts
+    (the same numbers as an uncapped fit on that sample); at or below it nothing changes."""
+    X, Q = _planted(n=400)
+    full = make_scorer("knn", k=7, max_reference=None).fit(X[:300], Q[:300]).predict(X[300:])
+    np.testing.assert_array_equal(make_scorer("knn", k=7, max_reference=300).fit(X[:300], Q[:300]).predict(X[300:]), full)
+    capped = make_scorer("knn", k=7, max_reference=120, seed=3).fit(X[:300], Q[:300])
+    keep = np.sort(np.random.default_rng(3).choice(300, 120, replace=False))
+    want = make_scorer("knn", k=7, max_reference=None).fit(X[:300][keep], Q[:300][keep]).predict(X[300:])
+    np.testing.assert_array_equal(capped.predict(X[300:]), want)
+    assert capped.state()["X"].shape == (120, X.shape[1])
+    grid = [{"k": k, "max_reference": 120, "seed": 3} for k in (5, 7)]
+    for g, pred in zip(grid, SCORERS["knn"].grid_predictions(grid, X[:300], Q[:300], X[300:]), strict=True):
+        np.testing.assert_array_equal(pred, make_scorer("knn", **g).fit(X[:300], Q[:300]).predict(X[300:]))
+    for bad in (0, 2.5, True):
+        with pytest.raises(PolicyError, match="max_reference must be a whole number >= 1 or None"):
+            make_scorer("knn", max_reference=bad).fit(X, Q)
+
+
+def test_mf_scorer_is_the_textbook_factorisation():
+    """A literal MF (H = X Aᵀ, Z = H Uᵀ + b, hand-derived cross-entropy gradients, Adam) gives the scorer's fit."""
+    X, Q = _planted(n=120, d=6)
+    Q = np.column_stack([Q, np.linspace(0, 1, len(Q))])  # a soft label column too
+    s = {"rank": 4, "l2": 1e-3, "steps": 60, "lr": 0.03, "seed": 5}
+    rng = np.random.default_rng(s["seed"])
+    P, d = X.shape
+    M = Q.shape[1]
+    X64 = X.astype(np.float64)
+    mean = np.clip(Q.mean(axis=0), 1e-3, 1 - 1e-3)
+    A, U = rng.normal(0, 1 / np.sqrt(d), (s["rank"], d)), rng.normal(0, 1 / np.sqrt(s["rank"]), (M, s["rank"]))
+    b = np.log(mean / (1 - mean))
+    state = {"A": A, "U": U, "b": b}
+    m = {k: np.zeros_like(v) for k, v in state.items()}
+    v = {k: np.zeros_like(x) for k, x in state.items()}
+    for t in range(1, s["steps"] + 1):
+        H = X64 @ state["A"].T
+        Z = H @ state["U"].T + state["b"]
+        G = (1 / (1 + np.exp(-np.clip(Z, -30, 30))) - Q) / (P * M)
+        grads = {"U": G.T @ H + s["l2"] * state["U"], "b": G.sum(axis=0),
+                 "A": (G @ state["U"]).T @ X64 + s["l2"] * state["A"]}
+        for k, g in grads.items():
+            m[k] = 0.9 * m[k] + 0.1 * g
+            v[k] = 0.999 * v[k] + 0.001 * g * g
+            state[k] = state[k] - s["lr"] * (m[k] / (1 - 0.9 ** t)) / (np.sqrt(v[k] / (1 - 0.999 ** t)) + 1e-8)
+    got = make_scorer("mf", **s).fit(X, Q).state()
+    np.testing.assert_allclose(got["A"], state["A"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["U"], state["U"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["b"], state["b"], rtol=1e-9, atol=1e-10)
+
+
 def test_lambda_choices_equal_route_lambda_per_lambda():
     """The blocked sweep picks what route_lambda picks for each λ, ties (to the cheaper model) and λ = ∞ included."""
     from callwise.routing.router import lambda_choices
 
     rng = np.random.default_rng(3)
-    qhat = np.round(rng.random((300, 5)), 1)  # many exact ties
-    chat = np.round(rng.random((300, 5)), 2) + 0.01
-    qhat[0, 2] = np.nan
+    qhat = np.round(rng.random((2500, 5)), 1)  # many exact ties; more prompts than one block of the sorted path
+    chat = np.round(rng.random((2500, 5)), 1) + 0.01  # and exact ties in cost
+    chat[1] = 0.5  # every model of a prompt at one cost
     lams = np.r_[0.0, np.sort(rng.random(37)) * 10, np.inf]
-    want = np.stack([route_lambda(qhat, chat, lam) for lam in lams], axis=1)
-    np.testing.assert_array_equal(lambda_choices(qhat, chat, lams), want)
-    np.testing.assert_array_equal(lambda_choices(qhat, chat, lams, block=1), want)
+    for nan in (False, True):  # all finite: the sorted-cost path; a NaN: the masked path
+        if nan:
+            qhat[0, 2] = np.nan
+        want = np.stack([route_lambda(qhat, chat, lam) for lam in lams], axis=1)
+        np.testing.assert_array_equal(lambda_choices(qhat, chat, lams), want)
+        np.testing.assert_array_equal(lambda_choices(qhat, chat, lams, block=1), want)
 
 
 def test_fast_cv_caps_the_svm_fold_fits_not_the_final_fit(monkeypatch, winogrande):
     """The SVM router's fold fits get at most CV_SAMPLE_BUDGET / n_train solver passes (all 2,000 up to
-    1,000 training prompts, so the slices fit as before); its deployed fit keeps every pass."""
+    250 training prompts; on a slice's task the solver converges well before its cap, so the slices fit
+    as before); its deployed fit keeps every pass."""
     from callwise.routing.scorers import SvmScorer
 
-    assert SvmScorer.cv_settings({"C": 1.0}, 1000) == {"C": 1.0, "max_iter": 2000}
-    assert SvmScorer.cv_settings({"C": 1.0}, 40_000)["max_iter"] == 50
+    assert SvmScorer.cv_settings({"C": 1.0}, 250) == {"C": 1.0, "max_iter": 2000}
+    assert SvmScorer.cv_settings({"C": 1.0}, 10_000)["max_iter"] == 50
     assert SvmScorer.cv_settings({"C": 1.0, "max_iter": 30}, 100)["max_iter"] == 30  # never more than asked
     tr, te = winogrande
     fast, refit = make("svm", folds=3).fit(tr), make("svm", folds=3, cv="refit").fit(tr)

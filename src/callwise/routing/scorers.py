@@ -87,6 +87,19 @@ class Scorer(ABC):
         ``[cls(**g).fit(X, Q).predict(X_test) for g in grid]`` gives (a scorer may share work between them)."""
         return [cls(**g).fit(X, Q).predict(X_test) for g in grid]
 
+    @classmethod
+    def fold_predictions(cls, fits: list[list[dict[str, Any]]], X: np.ndarray, Q: np.ndarray,
+                         fold: np.ndarray) -> list[np.ndarray]:
+        """Out-of-fold q̂ of each candidate (a P x M array per candidate): the rows of fold f predicted by
+        the candidate fitted with settings ``fits[f][c]`` on the other folds' prompts. Each fold's fits
+        go through :meth:`grid_predictions`; a scorer may share work across the folds too."""
+        out = [np.empty(Q.shape, dtype=np.float64) for _ in fits[0]] if fits else []
+        for f, grid in enumerate(fits):
+            tr, te = fold != f, fold == f
+            for raw, pred in zip(out, cls.grid_predictions(grid, X[tr], Q[tr], X[te]), strict=True):
+                raw[te] = pred
+        return out
+
     def state(self) -> dict[str, np.ndarray]:
         """Fitted arrays (saved to npz)."""
         if self._state is None:
@@ -155,20 +168,35 @@ def _normalise(X: np.ndarray) -> np.ndarray:
 
 
 class KnnScorer(Scorer):
-    """Cosine k-nearest neighbours: q̂_j(x) = mean quality of model j over x's k nearest training prompts."""
+    """Cosine k-nearest neighbours: q̂_j(x) = mean quality of model j over x's k nearest training prompts.
+
+    ``max_reference`` caps the prompts it searches: above it, a seeded uniform sample of that many
+    training prompts (``seed``) is the reference set, so predicting costs O(prompts x max_reference)
+    instead of O(prompts x training prompts) and a bench or CV on a table n times larger takes n times
+    longer, not n² (exact neighbours of every training prompt grow quadratically). The default, 20,000,
+    is above every task of a RouterBench-sized table (12,000 training prompts at most), where the
+    scorer is RouterBench's exact KNN; ``max_reference=None`` keeps every training prompt at any size.
+    """
 
     kind = "knn"
     grid = [{"k": k} for k in (5, 10, 20, 40, 80)]
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        return {"k": 10}
+        return {"k": 10, "max_reference": 20_000, "seed": 0}
 
     @staticmethod
     def _state_keys() -> tuple[str, ...]:
         return ("X", "Q")
 
     def _fit(self, X: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
+        cap = self._settings["max_reference"]
+        if cap is not None:
+            if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+                raise PolicyError(f"knn scorer max_reference must be a whole number >= 1 or None, got {cap!r}")
+            if len(X) > cap:
+                keep = np.sort(np.random.default_rng(int(self._settings["seed"])).choice(len(X), int(cap), replace=False))
+                X, Q = X[keep], Q[keep]
         return {"X": _normalise(X).astype(np.float32), "Q": Q.astype(np.float32)}
 
     def _predict(self, st: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
@@ -178,7 +206,8 @@ class KnnScorer(Scorer):
     def grid_predictions(cls, grid: list[dict[str, Any]], X: np.ndarray, Q: np.ndarray,
                          X_test: np.ndarray) -> list[np.ndarray]:
         """Every k of the grid from one similarity matrix per chunk (the same numbers as one fit per k)."""
-        if not grid or any(set(g) - {"k"} for g in grid):
+        rest = [{k: v for k, v in g.items() if k != "k"} for g in grid]
+        if not grid or any(r != rest[0] for r in rest):  # one reference set for the whole grid, or one fit each
             return super().grid_predictions(grid, X, Q, X_test)
         scorers = [cls(**g).fit(X, Q) for g in grid]
         st = scorers[0].state()
@@ -384,32 +413,28 @@ class MfScorer(Scorer):
         return ("A", "U", "b")
 
     def _fit(self, X: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
-        s = self._settings
-        rng = np.random.default_rng(int(s["seed"]))
-        P, d = X.shape
-        M = Q.shape[1]
-        r = int(s["rank"])
-        X64 = X.astype(np.float64)
-        mean = np.clip(Q.mean(axis=0), 1e-3, 1 - 1e-3)
-        params = {"A": rng.normal(0, 1 / np.sqrt(d), (r, d)), "U": rng.normal(0, 1 / np.sqrt(r), (M, r)),
-                  "b": np.log(mean / (1 - mean))}
-        m = {k: np.zeros_like(v) for k, v in params.items()}
-        v2 = {k: np.zeros_like(v) for k, v in params.items()}
-        lr, l2, b1, b2 = float(s["lr"]), float(s["l2"]), 0.9, 0.999
-        for t in range(1, int(s["steps"]) + 1):
-            # Z = X Aᵀ Uᵀ + b and the gradients, with the prompts touched twice a step through
-            # (d x M) products: X (AᵀUᵀ) and S = Gᵀ X, never the (P x r) H = X Aᵀ; the same
-            # quantities (Uᵀ's gradient Gᵀ H = S Aᵀ, A's (G U)ᵀ X = Uᵀ S) in fewer operations
-            Z = X64 @ (params["A"].T @ params["U"].T) + params["b"]
-            G = (1.0 / (1.0 + np.exp(-np.clip(Z, -30, 30))) - Q) / (P * M)  # d loss / d Z
-            S = G.T @ X64  # (M, d)
-            grads = {"U": S @ params["A"].T + l2 * params["U"], "b": G.sum(axis=0),
-                     "A": params["U"].T @ S + l2 * params["A"]}
-            for k, g in grads.items():
-                m[k] = b1 * m[k] + (1 - b1) * g
-                v2[k] = b2 * v2[k] + (1 - b2) * g * g
-                params[k] -= lr * (m[k] / (1 - b1 ** t)) / (np.sqrt(v2[k] / (1 - b2 ** t)) + 1e-8)
-        return {"A": params["A"].astype(np.float32), "U": params["U"].astype(np.float32), "b": params["b"]}
+        return _mf_adam(X.astype(np.float64), Q, [None], [self._settings])[0]
+
+    @classmethod
+    def fold_predictions(cls, fits: list[list[dict[str, Any]]], X: np.ndarray, Q: np.ndarray,
+                         fold: np.ndarray) -> list[np.ndarray]:
+        """Every fold x candidate fitted at once (:func:`_mf_adam`): each Adam step reads the prompts twice
+        for all the fits together rather than twice per fit (the same fits as one at a time, up to the
+        order of floating-point sums)."""
+        scorers = [[cls(**g) for g in grid] for grid in fits]  # checks the settings
+        if not fits or not len(X):
+            return super().fold_predictions(fits, X, Q, fold)
+        X = _as_2d(X)
+        Q = np.asarray(Q, dtype=np.float64)
+        rows = [fold != f for f in range(len(fits)) for _ in fits[f]]
+        states = iter(_mf_adam(X.astype(np.float64), Q, rows, [sc._settings for grid in scorers for sc in grid]))
+        out = [np.empty(Q.shape, dtype=np.float64) for _ in fits[0]]
+        for f, grid in enumerate(scorers):
+            te = fold == f
+            for raw, sc in zip(out, grid, strict=True):
+                sc._state = next(states)
+                raw[te] = sc.predict(X[te])
+        return out
 
     def _predict(self, st: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
         z = (X @ st["A"].T) @ st["U"].T + st["b"]
@@ -420,6 +445,58 @@ class MfScorer(Scorer):
 
     def _n_models(self, st: dict[str, np.ndarray]) -> int:
         return int(st["U"].shape[0])
+
+
+def _mf_adam(X64: np.ndarray, Q: np.ndarray, rows: list[np.ndarray | None],
+             settings: list[dict[str, Any]]) -> list[dict[str, np.ndarray]]:
+    """Fit one :class:`MfScorer` per (training rows, settings) pair, all in one full-batch Adam loop.
+
+    Fit k trains on the prompts ``rows[k]`` (a boolean mask; ``None``: all) with ``settings[k]``. Its
+    loss is its own mean cross-entropy over its rows, so it takes the steps it would take alone; but
+    the logits of every fit come from one product X [W_1 … W_K] and the gradients from one Gᵀ X, so a
+    step reads the prompts twice for all K fits instead of twice per fit (a thin d x M product runs far
+    below the machine's speed; measured: ten fold fits of a RouterBench-sized task 1.7x faster).
+    Z = X Aᵀ Uᵀ + b and the gradients never form the (P x r) H = X Aᵀ: Uᵀ's gradient Gᵀ H = S Aᵀ and
+    A's (G U)ᵀ X = Uᵀ S, with S = Gᵀ X.
+    """
+    P, d = X64.shape
+    M = Q.shape[1]
+    params, moments, scale = [], [], []
+    for mask, s in zip(rows, settings, strict=True):
+        n = P if mask is None else int(mask.sum())
+        rng = np.random.default_rng(int(s["seed"]))
+        r = int(s["rank"])
+        mean = np.clip((Q if mask is None else Q[mask]).mean(axis=0), 1e-3, 1 - 1e-3)
+        p = {"A": rng.normal(0, 1 / np.sqrt(d), (r, d)), "U": rng.normal(0, 1 / np.sqrt(r), (M, r)),
+             "b": np.log(mean / (1 - mean))}
+        params.append(p)
+        moments.append(({k: np.zeros_like(v) for k, v in p.items()}, {k: np.zeros_like(v) for k, v in p.items()}))
+        scale.append(float(n * M))
+    K = len(params)
+    Qk = Q if K == 1 else np.tile(Q, K)
+    keep = None if all(m is None for m in rows) else np.hstack(
+        [np.broadcast_to((np.ones(P, bool) if m is None else m)[:, None], (P, M)) for m in rows])
+    denom = np.repeat(scale, M)
+    b1, b2 = 0.9, 0.999
+    for t in range(1, max(int(s["steps"]) for s in settings) + 1):
+        W = np.hstack([p["A"].T @ p["U"].T for p in params])
+        Z = X64 @ W + np.concatenate([p["b"] for p in params])
+        G = (1.0 / (1.0 + np.exp(-np.clip(Z, -30, 30))) - Qk) / denom  # d loss / d Z, each fit's own mean
+        if keep is not None:
+            G *= keep  # a fit's loss has only its training rows
+        S = G.T @ X64  # (K·M, d)
+        gb = G.sum(axis=0)
+        for k, (p, (m, v2), s) in enumerate(zip(params, moments, settings)):
+            if t > int(s["steps"]):
+                continue
+            Sk = S[k * M:(k + 1) * M]
+            lr, l2 = float(s["lr"]), float(s["l2"])
+            grads = {"U": Sk @ p["A"].T + l2 * p["U"], "b": gb[k * M:(k + 1) * M], "A": p["U"].T @ Sk + l2 * p["A"]}
+            for key, g in grads.items():
+                m[key] = b1 * m[key] + (1 - b1) * g
+                v2[key] = b2 * v2[key] + (1 - b2) * g * g
+                p[key] -= lr * (m[key] / (1 - b1 ** t)) / (np.sqrt(v2[key] / (1 - b2 ** t)) + 1e-8)
+    return [{"A": p["A"].astype(np.float32), "U": p["U"].astype(np.float32), "b": p["b"]} for p in params]
 
 
 class SvmScorer(Scorer):
@@ -433,11 +510,13 @@ class SvmScorer(Scorer):
     kind = "svm"
     grid = [{"C": 0.1}, {"C": 1.0}]
     #: Under the router's ``cv="fast"`` a fold fit's solver passes are capped at
-    #: ``CV_SAMPLE_BUDGET / n_train`` (never above ``max_iter``): up to 1,000 training prompts that is
-    #: all of ``max_iter`` (2,000), so the shipped slices fit exactly as before; on larger sets the CV's
+    #: ``CV_SAMPLE_BUDGET / n_train`` (never above ``max_iter``): up to 250 training prompts that is
+    #: all of ``max_iter`` (2,000); a fold of 9,600 prompts gets 53 passes. On larger sets the CV's
     #: cost grows linearly with the prompts, where liblinear's dual solver needs more passes on more
-    #: prompts. The final fit keeps every pass.
-    CV_SAMPLE_BUDGET = 2_000_000
+    #: prompts (and at C = 1 on RouterBench-sized tasks does not converge within 2,000). The final fit
+    #: keeps every pass. (2,000,000 until the AIQ comparison in docs/benchmarks.md: the same choices
+    #: on the 1x table's tasks, in half the CV time.)
+    CV_SAMPLE_BUDGET = 500_000
 
     @classmethod
     def cv_settings(cls, settings: dict[str, Any], n_train: int) -> dict[str, Any]:
