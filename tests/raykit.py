@@ -3,11 +3,15 @@
 The cluster is a ``ray start --head`` subprocess with 2 CPUs (this machine's cores), no dashboard, in a
 temporary folder; tests join it by address (``--ray ADDRESS`` on the CLI, or ``connect(address)``).
 Without the ``ray`` extra the tests that need it skip outside CI and fail in CI.
+
+For the tests that kill a worker mid-task: :func:`worker_processes` finds the worker processes of one
+cluster running a task of a given name now (from ``/proc``), :func:`alive` tells whether one still runs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -81,3 +85,42 @@ def start_cluster() -> Iterator[str]:
             os.killpg(head.pid, signal.SIGKILL)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cmdline(pid: int | str) -> str:
+    """The command line (or process title) of ``pid``, words joined by spaces; ``""`` when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def parent(pid: int | str) -> str:
+    """The parent process id of ``pid`` (``""`` when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[1]  # the field after the state
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def worker_processes(address: str, prefix: str) -> list[int]:
+    """Worker processes of the cluster at ``address`` whose title starts with ``prefix`` now (another
+    cluster's are not): Ray titles a worker ``ray::<task name>`` while it runs a task, so
+    ``prefix="ray::callwise-shard-"`` finds the workers running a shard; a worker's parent is its
+    cluster's raylet, whose command line names the cluster's GCS port."""
+    gcs = re.compile(rf"--gcs-address=\S+:{address.rsplit(':', 1)[1]}\b")
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and cmdline(d.name).startswith(prefix) and gcs.search(cmdline(parent(d.name))):
+            out.append(int(d.name))
+    return out

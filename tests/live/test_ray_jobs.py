@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,6 +19,7 @@ from livekit import (
     free_port,
     live_for,
 )
+from raykit import alive, worker_processes
 from typer.testing import CliRunner
 
 from callwise.cli import app
@@ -145,41 +144,6 @@ def test_run_on_ray_equals_one_process(setup, ray_address, tmp_path):
     assert r.exit_code == 2 and "multiple of the policy's chunk (256" in r.output, r.output
 
 
-def _cmdline(pid: int | str) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _parent(pid: int | str) -> str:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[1]  # the field after the state
-
-
-def _shard_processes(address: str) -> list[int]:
-    """Worker processes of the cluster at ``address`` running a shard task now (another session's are not):
-    Ray titles a worker ``ray::<task name>`` while it runs a task; its parent is that cluster's raylet."""
-    gcs = re.compile(rf"--gcs-address=\S+:{address.rsplit(':', 1)[1]}\b")
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit() and _cmdline(d.name).startswith("ray::callwise-shard-") \
-                and gcs.search(_cmdline(_parent(d.name))):
-            out.append(int(d.name))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_a_worker_killed_mid_shard_is_retried_and_the_table_is_the_same(setup, ray_address, tmp_path):
     """SIGKILL the worker process running a shard while its calls are in flight: Ray runs the shard again
     and the table equals the single-process one."""
@@ -207,7 +171,7 @@ def test_a_worker_killed_mid_shard_is_retried_and_the_table_is_the_same(setup, r
     deadline = time.monotonic() + 60
     try:
         while victim is None and time.monotonic() < deadline and t.is_alive():
-            procs = _shard_processes(ray_address)
+            procs = worker_processes(ray_address, "ray::callwise-shard-")
             if procs and len(log) > calls + 3:  # a shard is running and its calls have started
                 victim = procs[0]
                 os.kill(victim, signal.SIGKILL)
@@ -218,7 +182,7 @@ def test_a_worker_killed_mid_shard_is_retried_and_the_table_is_the_same(setup, r
         backend.close()
     assert victim is not None, "no shard task was seen running"
     assert "error" not in got, got.get("error")
-    assert not _alive(victim)
+    assert not alive(victim)
     # the killed shard ran again from its start (no cache): more upstream calls than the job has
     assert len(log) - calls > len(models) * N
     res = got["result"]

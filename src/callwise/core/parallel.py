@@ -9,8 +9,17 @@ unit. The executor is one of
   several passes share one start-up); each shared input is pickled once per pass to a temporary
   file that a worker reads the first time a unit needs it, never once per unit;
 - **Ray** (``ray=ADDRESS``, :func:`callwise.core.cluster.connect`): one Ray task per unit (one CPU
-  each; a task whose worker dies is retried by Ray); each shared input is put in the object store
-  once per pass (``ray.put``) and the tasks take its reference.
+  each), named ``callwise-unit-<i>-<unit>`` (a worker's process title is ``ray::<that name>`` while it
+  runs the unit); each shared input is put in the object store once per pass (``ray.put``) and the
+  tasks take its reference.
+
+**A worker that dies** (killed, out of memory) does not lose the pass. On Ray its task is run again,
+up to :data:`RETRIES` times (``max_retries``; Ray's own default for tasks, set explicitly). With local
+processes a dead worker breaks the whole pool (``concurrent.futures`` fails every unit still queued or
+running), so the executor starts a fresh pool and resubmits the units that had not finished, up to
+:data:`RETRIES` pool restarts in one pass; after that it raises a :class:`WorkerDied` naming those
+units. Units that had finished are kept and never run again, and ``on_done`` is still called once per
+unit. Units are pure (see below), so a retried unit computes what it would have the first time.
 
 Whatever the executor, the results come back in unit order, so what is built from them is the same;
 nothing a unit computes may depend on which units ran before it in the same process (each unit's
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import traceback
@@ -35,6 +45,10 @@ from .errors import CallwiseError
 
 #: The executors' names, as :attr:`Executor.kind` and results' metadata say them.
 KINDS = ("serial", "processes", "ray")
+
+#: How often a unit whose worker died is run again: Ray's ``max_retries`` per task, and the number of
+#: times one pass of the local process pool is restarted after a worker process died.
+RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,22 @@ class Unit:
 
 class UnitError(CallwiseError):
     """A unit failed with an exception that could not be raised again as itself."""
+
+
+class WorkerDied(CallwiseError):
+    """A local worker process died (killed, out of memory) on every try of a pass's unfinished units."""
+
+
+def _task_name(i: int, unit: Unit) -> str:
+    """A short ASCII Ray task name for unit ``i`` (a worker's process title is ``ray::`` and this)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", unit.name).strip("-")[:40]
+    return f"callwise-unit-{i}-{slug}" if slug else f"callwise-unit-{i}"
+
+
+def _names(units: Sequence[Unit], most: int = 5) -> str:
+    """``'a', 'b' and 3 more`` for an error message."""
+    shown = ", ".join(repr(u.name) for u in units[:most])
+    return shown + (f" and {len(units) - most} more" if len(units) > most else "")
 
 
 @dataclass
@@ -139,7 +169,7 @@ class Executor:
             from .cluster import connect
 
             self._ray = connect(ray)
-            self._remote = self._ray.remote(num_cpus=1)(_ray_call)
+            self._remote = self._ray.remote(num_cpus=1, max_retries=RETRIES)(_ray_call)
 
     def __enter__(self) -> "Executor":
         return self
@@ -192,40 +222,74 @@ class Executor:
         if on_done and not failures:
             on_done(i, r)
 
-    def _processes(self, fn: Callable[..., Any], units: list[Unit], shared: Mapping[str, Any],
-                   on_done: Callable[[int, Any], None] | None) -> list[Any]:
+    def _new_pool(self, fn: Callable[..., Any]) -> Any:
         import concurrent.futures as cf
         import multiprocessing as mp
 
+        if "forkserver" in mp.get_all_start_methods():
+            # workers forked from a server that has imported the units' module, and not the caller's
+            # script (a script without a ``__main__`` guard would run again there)
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload([fn.__module__])
+        else:
+            ctx = mp.get_context("spawn")
+        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        return cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx,
+                                      initializer=_worker_start, initargs=(threads,))
+
+    def _processes(self, fn: Callable[..., Any], units: list[Unit], shared: Mapping[str, Any],
+                   on_done: Callable[[int, Any], None] | None) -> list[Any]:
+        import concurrent.futures as cf
+        from concurrent.futures.process import BrokenProcessPool
+
         if self._pool is None:
-            if "forkserver" in mp.get_all_start_methods():
-                # workers forked from a server that has imported the units' module, and not the caller's
-                # script (a script without a ``__main__`` guard would run again there)
-                ctx = mp.get_context("forkserver")
-                ctx.set_forkserver_preload([fn.__module__])
-            else:
-                ctx = mp.get_context("spawn")
-            threads = max(1, (os.cpu_count() or 1) // self.jobs)
-            self._pool = cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx,
-                                                initializer=_worker_start, initargs=(threads,))
+            self._pool = self._new_pool(fn)
         tmp = tempfile.mkdtemp(prefix="callwise-parallel-")
+        results: dict[int, Any] = {}
+        failures: dict[int, _Failed] = {}
         try:
             paths: dict[str, str] = {}
             for k in {u.share for u in units if u.share is not None}:
                 paths[k] = os.path.join(tmp, f"{len(paths)}.pkl")
                 with open(paths[k], "wb") as fh:
                     pickle.dump(shared[k], fh, protocol=pickle.HIGHEST_PROTOCOL)
-            futs = {self._pool.submit(_process_call, fn, paths.get(u.share) if u.share else None, u.args): i
-                    for i, u in enumerate(units)}
-            results: dict[int, Any] = {}
-            failures: dict[int, _Failed] = {}
-            for f in cf.as_completed(futs):
-                self._collect(units, results, failures, futs[f], f.result(), on_done)
-                if failures:
-                    for g in futs:
-                        g.cancel()
-                    cf.wait(futs)
+            restarts = 0
+            while True:
+                todo = [i for i in range(len(units)) if i not in results]
+                futs = {self._pool.submit(_process_call, fn, paths.get(units[i].share) if units[i].share else None,
+                                          units[i].args): i for i in todo}
+                broken = False
+                for f in cf.as_completed(futs):
+                    try:
+                        r = f.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        break
+                    self._collect(units, results, failures, futs[f], r, on_done)
+                    if failures:
+                        for g in futs:
+                            g.cancel()
+                        cf.wait(futs)
+                        break
+                if not broken:
                     break
+                # a worker died: the pool fails every unit it had not finished; keep the ones that did
+                cf.wait(futs)
+                for f, i in futs.items():
+                    if i not in results and not f.cancelled() and f.exception() is None:
+                        self._collect(units, results, failures, i, f.result(), on_done)
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+                if failures:
+                    break
+                lost = [units[i] for i in range(len(units)) if i not in results]
+                if restarts >= RETRIES:
+                    raise WorkerDied(
+                        f"a worker process died (killed, or out of memory?) while running {_names(lost)} "
+                        f"({len(lost)} of {len(units)} units unfinished) on {self.describe()}, "
+                        f"again after {restarts} restarts of the pool; the units that finished were kept")
+                restarts += 1
+                self._pool = self._new_pool(fn)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         if failures:
@@ -238,8 +302,8 @@ class Executor:
         ray = self._ray
         refs = {k: ray.put(shared[k]) for k in {u.share for u in units if u.share is not None}}
         fn_ref = ray.put(fn)
-        tasks = {self._remote.remote(fn_ref, refs[u.share] if u.share else None, u.args): i
-                 for i, u in enumerate(units)}
+        tasks = {self._remote.options(name=_task_name(i, u), max_retries=RETRIES)
+                 .remote(fn_ref, refs[u.share] if u.share else None, u.args): i for i, u in enumerate(units)}
         pending = list(tasks)
         results: dict[int, Any] = {}
         failures: dict[int, _Failed] = {}
@@ -266,4 +330,4 @@ def executor(jobs: int = 1, ray: str | None = None) -> Executor:
     return Executor(jobs, ray)
 
 
-__all__ = ["KINDS", "Executor", "Unit", "UnitError", "executor"]
+__all__ = ["KINDS", "RETRIES", "Executor", "Unit", "UnitError", "WorkerDied", "executor"]
