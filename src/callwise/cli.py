@@ -246,7 +246,7 @@ def info(
 @app.command()
 def bench(
     data: Optional[Path] = typer.Argument(None, help="Recorded outcomes (file or folder); default: the bundled sample"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json and one PNG per task here"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json, report.html and one PNG per task here"),
     split: Optional[float] = typer.Option(None, "--split", help="Train fraction of a seeded per-task split (default: the data's own split, else 0.7)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the random policies and the bootstrap"),
     test: Optional[Path] = typer.Option(None, "--test", help="Use this file/folder as the test set (DATA is all train)"),
@@ -289,7 +289,7 @@ def bench(
     print_tables(result, console, output)
     if out is not None:
         _write_outputs(result, out)
-        _info(console, f"wrote {out / 'results.json'} and {len(result.tasks)} plot(s)")
+        _info(console, f"wrote {out / 'results.json'}, report.html and {len(result.tasks)} plot(s)")
 
 
 @app.command()
@@ -297,7 +297,7 @@ def plan(
     data: Path = typer.Argument(..., help="Recorded outcomes (file or folder)"),
     budget: Optional[float] = typer.Option(None, "--budget", help="Dollars per query the choice must keep (with --risk)"),
     quality: Optional[float] = typer.Option(None, "--quality", help="Mean quality the choice must reach (with --risk), at least cost"),
-    out: Path = typer.Option(..., "--out", "-o", help="Write results.json, the recommended policy file(s) and one PNG per task here"),
+    out: Path = typer.Option(..., "--out", "-o", help="Write results.json, report.html, the recommended policy file(s) and one PNG per task here"),
     test: Optional[Path] = typer.Option(None, "--test", help="Use this file/folder as the test set (DATA is all train)"),
     task: Optional[List[str]] = typer.Option(None, "--task", callback=_commas, help="Only these tasks (repeatable; default all)"),
     risk: float = typer.Option(0.05, "--risk", help="Chance the budget (or floor) may be missed on the next queries"),
@@ -522,7 +522,7 @@ def cascade(
     orders: int = typer.Option(3, "--orders", help="Random orders of the test stream to average over"),
     warmup: int = typer.Option(20, "--warmup", help="Streaming: queries seen before the first escalation"),
     features: Optional[str] = typer.Option(None, "--features", help="Features of the learned baselines (default tfidf:svd=auto: the exact SVD up to 1,000 texts, randomized above)"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json, curves/*.png and summary.png here"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json, report.html, curves/*.png and summary.png here"),
     split: Optional[float] = typer.Option(None, "--split", help="Train fraction of a seeded per-task split (default: the data's own split, else 0.7)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the stream orders and tie-breaking"),
     test: Optional[Path] = typer.Option(None, "--test", help="Use this file/folder as the test set (DATA is all calibration/train)"),
@@ -597,7 +597,7 @@ def scale(
     seed: int = typer.Option(0, "--seed", help="Seed of the Monte Carlo draws and the bootstrap"),
     fit_grid: str = typer.Option("paper", "--fit-grid", help="K values the scaling model is fitted at: paper (2..100) | authors-code (1, 10, ..., 10000)"),
     ties: str = typer.Option("scale", "--ties", help="A prompt whose answer ties for the mode: scale (fit m x accuracy, predict /m: the authors') | raw"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json and scale.png here"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json, report.html and scale.png here"),
     format: Optional[str] = FormatOpt, output: Optional[str] = OutputOpt, map: Optional[List[str]] = MapOpt,
     prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
@@ -639,7 +639,7 @@ def aggregate(
     seed: int = typer.Option(0, "--seed", help="Seed of the draws and the bootstrap"),
     synthetic: bool = typer.Option(False, "--synthetic", help="Use the synthetic suite (known distributions, with the "
                                    "Bayes-optimal rule as 'oracle') instead of DATA"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json and aggregate.png here"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json, report.html and aggregate.png here"),
     format: Optional[str] = FormatOpt, output: Optional[str] = OutputOpt, map: Optional[List[str]] = MapOpt,
     prices: Optional[Path] = PricesOpt,
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
@@ -766,7 +766,7 @@ def allocate(
     calls: Optional[Path] = typer.Option(None, "--calls", help="Recorded module calls (an outcome table, replayed by prompt text) for a pipeline that is not an ensemble vote"),
     api_base: Optional[str] = ApiBaseOpt, endpoints: Optional[Path] = EndpointsOpt,
     cache: Optional[Path] = CacheOpt, no_cache: bool = NoCacheOpt,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json and allocations.png here"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json, report.html and allocations.png here"),
     format: Optional[str] = FormatOpt, output: Optional[str] = OutputOpt, map: Optional[List[str]] = MapOpt,
     drop_incomplete: bool = DropOpt,
 ) -> None:
