@@ -14,7 +14,7 @@ size to 1× (linear growth is a ratio equal to the size ratio).
 
 Commands: ``info`` (load and summarise), ``bench-fixed`` (bench with the fixed policies only:
 single models, zero router, oracle, random-mix; 20 bootstrap rounds), ``bench-routers`` (bench
-with the five routers; minutes at 1×), ``bench-all`` (bench with every registered policy),
+with the five routers; minutes at 1×), ``bench-routers-j2`` (the same with ``--jobs 2``), ``bench-all`` (bench with every registered policy),
 ``plan`` (``--budget`` at the slice's median cost), ``plan-linear`` (the same plan over the single
 models, the zero router and the linear router, 2 folds). Besides wall time the table gives CPU time
 (user + system), which other processes on the machine inflate much less.
@@ -41,6 +41,9 @@ COMMANDS = {
     "bench-fixed": ["bench", "{data}", "--policy", "random-mix", "--bootstrap", "20"],
     "bench-routers": ["bench", "{data}", "--policy", "knn", "--policy", "linear", "--policy", "mlp",
                       "--policy", "mf", "--policy", "svm", "--bootstrap", "20"],
+    # the same on two local worker processes (this machine's cores)
+    "bench-routers-j2": ["bench", "{data}", "--policy", "knn", "--policy", "linear", "--policy", "mlp",
+                         "--policy", "mf", "--policy", "svm", "--bootstrap", "20", "--jobs", "2"],
     "bench-all": ["bench", "{data}", "--bootstrap", "20"],
     "plan": ["plan", "{data}", "--budget", "0.002", "--out", "{out}"],
     # the plan's own machinery (cross-fitting, selection under the budget bound, the test report)
