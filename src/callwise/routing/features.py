@@ -244,20 +244,22 @@ class TfidfSvd(Featuriser):
             x = vec.fit_transform(docs)
         except ValueError as e:
             raise FeatureError(f"cannot fit TfidfSvd on {len(docs)} texts: {e}") from None
-        components = self._svd_components(x)
-        n_terms = x.shape[1]
-        terms = np.empty(n_terms, dtype=object)
+        terms = np.empty(x.shape[1], dtype=object)
         for term, col in vec.vocabulary_.items():
             terms[col] = term
+        self._keep_fit(vec, docs, x, terms.tolist(), self._svd_components(x))
+        return self
+
+    def _keep_fit(self, vec: Any, docs: list[str], x: Any, terms: list[str], components: np.ndarray) -> None:
+        """Hold a fit: the vectorizer (its ``idf_`` set), vocabulary, SVD components, and the TF-IDF rows
+        ``x`` of the fitted ``docs``, so transforming those same texts again (as every fit does next)
+        skips a second tokenisation: fit_transform and transform compute the same rows."""
         self._vectorizer = vec
-        # the TF-IDF rows of the fitted texts, so transforming those same texts again (as every fit
-        # does next) skips a second tokenisation: fit_transform and transform compute the same rows
         self._fitted_rows = (texts_digest(docs), x)
-        self._terms = terms.tolist()
+        self._terms = terms
         self._idf = np.asarray(vec.idf_, dtype=np.float64)
         self._components = np.ascontiguousarray(components, dtype=np.float32)
         self._key = None
-        return self
 
     def _svd_components(self, x: Any) -> np.ndarray:
         """The SVD components (dim x terms) of TF-IDF rows ``x`` (documents x terms)."""
@@ -332,16 +334,10 @@ class TfidfSvd(Featuriser):
             out.append((_l2_normalise(np.asarray(x.astype(np.float32) @ proj)),
                         _l2_normalise(np.asarray(x_te.astype(np.float32) @ proj))))
         cols, tf, x = tfidf(np.arange(len(docs)))
-        components = self._svd_components(x)
         terms = [str(t) for t in names[cols]]
         vec = self._new_vectorizer(vocabulary={t: i for i, t in enumerate(terms)})
         vec.idf_ = tf.idf_
-        self._vectorizer = vec
-        self._fitted_rows = (texts_digest(docs), x)
-        self._terms = terms
-        self._idf = np.asarray(tf.idf_, dtype=np.float64)
-        self._components = np.ascontiguousarray(components, dtype=np.float32)
-        self._key = None
+        self._keep_fit(vec, docs, x, terms, self._svd_components(x))
         return out
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:

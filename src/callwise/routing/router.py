@@ -42,9 +42,9 @@ SHRINK_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 N_SWEEP = 40
 N_CALIBRATION = 400
 #: How the CV fits its fold models: ``fast`` (default) with each scorer's :meth:`~.scorers.Scorer.cv_settings`
-#: (an MLP fold fit visits at most ``MlpScorer.CV_SAMPLE_BUDGET`` prompts: all its epochs up to 1,000
-#: training prompts, fewer above; the other scorers unchanged), ``refit`` with the candidate's own
-#: settings (every fold fit exactly as the final fit; before, the only mode).
+#: (the MLP's epochs and the SVM's solver passes capped by their ``CV_SAMPLE_BUDGET`` on large folds;
+#: the other scorers unchanged), ``refit`` with the candidate's own settings (every fold fit exactly as
+#: the final fit; before, the only mode).
 CV_MODES = ("fast", "refit")
 _FEATURE_MEMO: "OrderedDict[str, tuple[Featuriser, np.ndarray]]" = OrderedDict()
 

@@ -58,6 +58,10 @@ class Scorer(ABC):
 
     kind: ClassVar[str]
     grid: ClassVar[list[dict[str, Any]]] = [{}]
+    #: Under the router's ``cv="fast"``, the training prompts a fold fit may visit (passes x prompts): its
+    #: ``max_iter`` is capped at ``CV_SAMPLE_BUDGET / n_train`` (never above its own). ``None``: fold fits
+    #: use the candidate's settings unchanged.
+    CV_SAMPLE_BUDGET: ClassVar[int | None] = None
 
     def __init__(self, **settings: Any) -> None:
         unknown = sorted(set(settings) - set(self.defaults()))
@@ -76,9 +80,12 @@ class Scorer(ABC):
 
     @classmethod
     def cv_settings(cls, settings: dict[str, Any], n_train: int) -> dict[str, Any]:
-        """The settings of a candidate's fold fits on ``n_train`` prompts under the router's ``cv="fast"``
-        (default: its own)."""
-        return dict(settings)
+        """The settings of a candidate's fold fits on ``n_train`` prompts under the router's ``cv="fast"``:
+        its own, with ``max_iter`` capped by :attr:`CV_SAMPLE_BUDGET` where the scorer has one."""
+        if cls.CV_SAMPLE_BUDGET is None:
+            return dict(settings)
+        passes = max(1, -(-cls.CV_SAMPLE_BUDGET // max(n_train, 1)))
+        return {**settings, "max_iter": min(int({**cls.defaults(), **settings}["max_iter"]), passes)}
 
     @classmethod
     def grid_predictions(cls, grid: list[dict[str, Any]], X: np.ndarray, Q: np.ndarray,
@@ -327,11 +334,6 @@ class MlpScorer(Scorer):
     CV_SAMPLE_BUDGET = 200_000
 
     @classmethod
-    def cv_settings(cls, settings: dict[str, Any], n_train: int) -> dict[str, Any]:
-        epochs = min(int({**cls.defaults(), **settings}["max_iter"]), max(1, -(-cls.CV_SAMPLE_BUDGET // max(n_train, 1))))
-        return {**settings, "max_iter": epochs}
-
-    @classmethod
     def defaults(cls) -> dict[str, Any]:
         return {"hidden": [100], "alpha": 1e-2, "max_iter": 200, "seed": 0, "per_model": False,
                 "early_stopping": "auto", "n_iter_no_change": 15}
@@ -517,11 +519,6 @@ class SvmScorer(Scorer):
     #: keeps every pass. (2,000,000 until the AIQ comparison in docs/benchmarks.md: the same choices
     #: on the 1x table's tasks, in half the CV time.)
     CV_SAMPLE_BUDGET = 500_000
-
-    @classmethod
-    def cv_settings(cls, settings: dict[str, Any], n_train: int) -> dict[str, Any]:
-        passes = min(int({**cls.defaults(), **settings}["max_iter"]), max(1, -(-cls.CV_SAMPLE_BUDGET // max(n_train, 1))))
-        return {**settings, "max_iter": passes}
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
