@@ -87,6 +87,17 @@ def start_cluster() -> Iterator[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def disconnect() -> None:
+    """Leave the cluster from this process, if connected (a module's tests end so; the session fixture then
+    stops the cluster without a connected driver)."""
+    try:
+        import ray
+    except ImportError:
+        return
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 def cmdline(pid: int | str) -> str:
     """The command line (or process title) of ``pid``, words joined by spaces; ``""`` when it is gone."""
     try:

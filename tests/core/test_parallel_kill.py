@@ -16,7 +16,7 @@ from typing import Any, Callable
 import parallelkit
 import pytest
 from benchkit import three_models
-from raykit import alive, cmdline, worker_processes
+from raykit import alive, cmdline, disconnect, worker_processes
 
 from callwise.core.errors import CallwiseError
 from callwise.core.files import json_default
@@ -33,12 +33,7 @@ UNIT = "ray::callwise-unit-"
 def _disconnect():
     """Leave the cluster at the end (the session fixture then stops it without a connected driver)."""
     yield
-    try:
-        import ray
-    except ImportError:
-        return
-    if ray.is_initialized():
-        ray.shutdown()
+    disconnect()
 
 
 def _json(result: Any) -> str:

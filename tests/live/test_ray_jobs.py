@@ -19,7 +19,7 @@ from livekit import (
     free_port,
     live_for,
 )
-from raykit import alive, worker_processes
+from raykit import alive, disconnect, worker_processes
 from typer.testing import CliRunner
 
 from callwise.cli import app
@@ -61,12 +61,7 @@ def setup(shared_data, tmp_path_factory):
 def _disconnect():
     """Leave the cluster at the end (the session fixture then stops it without a connected driver)."""
     yield
-    try:
-        import ray
-    except ImportError:
-        return
-    if ray.is_initialized():
-        ray.shutdown()
+    disconnect()
 
 
 def _cli(*args):

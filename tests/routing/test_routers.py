@@ -279,6 +279,19 @@ def test_fast_cv_equals_refit_cv_on_small_training_sets(winogrande):
         make("mlp", cv="warm").fit(tr)
 
 
+def _record_max_iter(monkeypatch, cls, method: str) -> list[int]:
+    """The ``max_iter`` of every fit that goes through ``cls.method`` from now on, in order."""
+    seen: list[int] = []
+    real = getattr(cls, method)
+
+    def spy(self, *args):
+        seen.append(int(self._settings["max_iter"]))
+        return real(self, *args)
+
+    monkeypatch.setattr(cls, method, spy)
+    return seen
+
+
 def test_fast_cv_caps_the_mlp_fold_fits_not_the_final_fit(monkeypatch, winogrande):
     """Above CV_SAMPLE_BUDGET / max_iter training prompts a fold fit runs fewer epochs (its cost stops
     growing with the table); the deployed scorer is fitted with every epoch of its settings."""
@@ -288,14 +301,7 @@ def test_fast_cv_caps_the_mlp_fold_fits_not_the_final_fit(monkeypatch, winogrand
     assert MlpScorer.cv_settings({"hidden": [100]}, 10_000)["max_iter"] == 20
     assert MlpScorer.cv_settings({"max_iter": 30}, 100)["max_iter"] == 30  # never more than asked
     assert SCORERS["knn"].cv_settings({"k": 5}, 10**6) == {"k": 5}  # the other scorers fit folds as asked
-    seen: list[int] = []
-    real = MlpScorer._net
-
-    def spy(self, X, y):
-        seen.append(int(self._settings["max_iter"]))
-        return real(self, X, y)
-
-    monkeypatch.setattr(MlpScorer, "_net", spy)
+    seen = _record_max_iter(monkeypatch, MlpScorer, "_net")
     monkeypatch.setattr(MlpScorer, "CV_SAMPLE_BUDGET", 1000)  # 1000 / ~107 training prompts a fold: 10 epochs
     tr, _ = winogrande
     pol = make("mlp", folds=3, hyper={"hidden": [8], "alpha": 1e-2}).fit(tr)
@@ -417,14 +423,7 @@ def test_fast_cv_caps_the_svm_fold_fits_not_the_final_fit(monkeypatch, winogrand
     prompts = Replay(te).queries().prompts
     np.testing.assert_array_equal(fast.predict(prompts)[0], refit.predict(prompts)[0])
     monkeypatch.setattr(SvmScorer, "CV_SAMPLE_BUDGET", 1000)  # ~107 training prompts a fold: 10 passes
-    seen: list[int] = []
-    real = SvmScorer._fit
-
-    def spy(self, X, Q):
-        seen.append(int(self._settings["max_iter"]))
-        return real(self, X, Q)
-
-    monkeypatch.setattr(SvmScorer, "_fit", spy)
+    seen = _record_max_iter(monkeypatch, SvmScorer, "_fit")
     pol = make("svm", folds=3, hyper={"C": 1.0}).fit(tr)
     assert set(seen[:-1]) == {10} and seen[-1] == 2000
     assert pol.scorer_.settings()["max_iter"] == 2000
