@@ -41,9 +41,6 @@ COMMANDS = {
     "bench-fixed": ["bench", "{data}", "--policy", "random-mix", "--bootstrap", "20"],
     "bench-routers": ["bench", "{data}", "--policy", "knn", "--policy", "linear", "--policy", "mlp",
                       "--policy", "mf", "--policy", "svm", "--bootstrap", "20"],
-    # the same on two local worker processes (this machine's cores)
-    "bench-routers-j2": ["bench", "{data}", "--policy", "knn", "--policy", "linear", "--policy", "mlp",
-                         "--policy", "mf", "--policy", "svm", "--bootstrap", "20", "--jobs", "2"],
     "bench-all": ["bench", "{data}", "--bootstrap", "20"],
     "plan": ["plan", "{data}", "--budget", "0.002", "--out", "{out}"],
     # the plan's own machinery (cross-fitting, selection under the budget bound, the test report)
@@ -51,6 +48,8 @@ COMMANDS = {
     "plan-linear": ["plan", "{data}", "--budget", "0.002", "--candidate", "single,zero,linear", "--folds", "2",
                     "--out", "{out}"],
 }
+# the routers' bench on two local worker processes (this machine's cores)
+COMMANDS["bench-routers-j2"] = COMMANDS["bench-routers"] + ["--jobs", "2"]
 
 
 def synthetic(shared: Path, size: float, path: Path, seed: int = 0) -> int:
