@@ -409,12 +409,12 @@ def test_lambda_choices_equal_route_lambda_per_lambda():
 
 
 def test_fast_cv_caps_the_svm_fold_fits_not_the_final_fit(monkeypatch, winogrande):
-    """The SVM router's fold fits get at most CV_SAMPLE_BUDGET / n_train solver passes (all 2,000 up to
-    250 training prompts; on a slice's task the solver converges well before its cap, so the slices fit
+    """The SVM router's fold fits get at most CV_SAMPLE_BUDGET / n_train solver passes (all 1,000 up to
+    500 training prompts; on a slice's task the solver converges well before its cap, so the slices fit
     as before); its deployed fit keeps every pass."""
     from callwise.routing.scorers import SvmScorer
 
-    assert SvmScorer.cv_settings({"C": 1.0}, 250) == {"C": 1.0, "max_iter": 2000}
+    assert SvmScorer.cv_settings({"C": 1.0}, 500) == {"C": 1.0, "max_iter": 1000}
     assert SvmScorer.cv_settings({"C": 1.0}, 10_000)["max_iter"] == 50
     assert SvmScorer.cv_settings({"C": 1.0, "max_iter": 30}, 100)["max_iter"] == 30  # never more than asked
     tr, te = winogrande
@@ -425,5 +425,5 @@ def test_fast_cv_caps_the_svm_fold_fits_not_the_final_fit(monkeypatch, winogrand
     monkeypatch.setattr(SvmScorer, "CV_SAMPLE_BUDGET", 1000)  # ~107 training prompts a fold: 10 passes
     seen = _record_max_iter(monkeypatch, SvmScorer, "_fit")
     pol = make("svm", folds=3, hyper={"C": 1.0}).fit(tr)
-    assert set(seen[:-1]) == {10} and seen[-1] == 2000
-    assert pol.scorer_.settings()["max_iter"] == 2000
+    assert set(seen[:-1]) == {10} and seen[-1] == 1000
+    assert pol.scorer_.settings()["max_iter"] == 1000

@@ -512,17 +512,18 @@ class SvmScorer(Scorer):
     kind = "svm"
     grid = [{"C": 0.1}, {"C": 1.0}]
     #: Under the router's ``cv="fast"`` a fold fit's solver passes are capped at
-    #: ``CV_SAMPLE_BUDGET / n_train`` (never above ``max_iter``): up to 250 training prompts that is
-    #: all of ``max_iter`` (2,000); a fold of 9,600 prompts gets 53 passes. On larger sets the CV's
+    #: ``CV_SAMPLE_BUDGET / n_train`` (never above ``max_iter``): up to 500 training prompts that is
+    #: all of ``max_iter`` (1,000, scikit-learn's default, which RouterBench's ``LinearSVR(random_state=1234)``
+    #: uses; callwise used 2,000 before); a fold of 9,600 prompts gets 53 passes. On larger sets the CV's
     #: cost grows linearly with the prompts, where liblinear's dual solver needs more passes on more
-    #: prompts (and at C = 1 on RouterBench-sized tasks does not converge within 2,000). The final fit
+    #: prompts (and at C = 1 on RouterBench-sized tasks does not converge within 1,000). The final fit
     #: keeps every pass. (2,000,000 until the AIQ comparison in docs/benchmarks.md: the same choices
     #: on the 1x table's tasks, in half the CV time.)
     CV_SAMPLE_BUDGET = 500_000
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        return {"C": 1.0, "max_iter": 2000, "seed": 1234}
+        return {"C": 1.0, "max_iter": 1000, "seed": 1234}
 
     @staticmethod
     def _state_keys() -> tuple[str, ...]:
