@@ -173,11 +173,12 @@ def _parse_range(text: Optional[str]) -> tuple[float, float]:
 
 
 def _load(path: Path, format: Optional[str], map_: Optional[List[str]], prices: Optional[Path], trust: bool,
-          drop: bool, qrange: Optional[str]):
+          drop: bool, qrange: Optional[str], columns: Optional[frozenset[str]] = None):
+    """``load``, with the command's optional columns (None: all): see ``load(columns=...)``."""
     from .io import load
 
     return load(path, format, mapping=_parse_map(map_), prices=prices, trust_pickle=trust,
-                drop_incomplete=drop, quality_range=_parse_range(qrange))
+                drop_incomplete=drop, quality_range=_parse_range(qrange), columns=columns)
 
 
 def _fail(e: Exception) -> None:
@@ -263,6 +264,7 @@ def bench(
     """Evaluate every registered policy against the single models, the zero router and the oracle."""
     from .core.split import split_outcomes
     from .evaluation.bench import bench as run_bench
+    from .evaluation.bench import bench_columns
     from .evaluation.report import print_tables
 
     format, output = _formats(format, output)
@@ -270,6 +272,7 @@ def bench(
     try:
         if bootstrap < 0:
             raise DataError(f"--bootstrap must be >= 0, got {bootstrap}")
+        columns = bench_columns(policy)  # only the optional columns these policies read
         if data is None:
             from .io import load_sample, sample_path
 
@@ -277,8 +280,8 @@ def bench(
             _info(console, f"no DATA given: using the bundled sample {sample_path().name} "
                   "(RouteLLM GSM8K + MT-Bench, costs estimated; see callwise/io/data/SAMPLE.md)")
         else:
-            table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
-        test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range)
+            table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range, columns)
+        test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range, columns)
                       if test is not None else None)
         train, test_t, info = split_outcomes(table, fraction=split, seed=seed, test=test_table)
         with _work(console, "bench") as on_progress:
@@ -318,6 +321,7 @@ def plan(
 ) -> None:
     """What to run on this traffic under a budget or quality floor, across every family, and what it saves."""
     from .plan import plan as run_plan
+    from .plan.candidates import plan_columns
     from .plan.report import print_plan, write_plan_files
 
     format, output = _formats(format, output)
@@ -329,8 +333,9 @@ def plan(
             hz: Any = horizon if horizon == "test" else float(horizon)
         except ValueError:
             raise DataError(f"--horizon must be 'test', a number of queries or inf, got {horizon!r}") from None
-        table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
-        test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range)
+        columns = plan_columns(candidate, metric)  # only the optional columns these candidates read
+        table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range, columns)
+        test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range, columns)
                       if test is not None else None)
         with _work(console, "plan") as on_progress:
             result = run_plan(table, test=test_table, split=split, tasks=task, budget=budget, quality=quality,

@@ -35,6 +35,7 @@ class MetricAware(MultiCall):
     """Sample one model K times and return the Bayes-optimal aggregate for ``metric``."""
 
     name = "metric-aware"
+    reads = frozenset({"answer", "reference"})
 
     def __init__(self, model: str | None = None, k: int = 8, metric: str = "exact-match",
                  normalise: str | Callable[[Any], Any] | None = None, draws: str = "with-replacement",

@@ -460,6 +460,7 @@ class ConfidenceCascade(Escalation):
     """
 
     name = "confidence-cascade"
+    reads = frozenset({"prompt", "confidence", "answer"})  # prompt: the cost model's lengths
 
     def __init__(self, models: Sequence[str] | None = None, budget: float | None = None, mode: str = "offline",
                  warmup: int = 20, seed: int = 0, cost_model: str = "length", signal: str = "recorded",
@@ -537,6 +538,7 @@ class OracleCascade(Escalation):
     """
 
     name = "oracle-cascade"
+    reads = frozenset({"prompt"})  # the cost model (cost_model="length")
 
     def _check_settings(self) -> None:
         super()._check_settings()

@@ -207,6 +207,7 @@ class FrugalCascade(_Learned):
     """FrugalGPT-style cascade: a classifier on prompt + answer predicts the answer is right."""
 
     name = "frugal-cascade"
+    reads = frozenset({"prompt", "answer"})
 
     def _texts(self, k: int, prompts: np.ndarray, answers: np.ndarray | None) -> list[str]:
         return answer_texts(prompts, answers)
@@ -233,6 +234,7 @@ class TwoTierRouter(_Learned):
 
     name = "two-tier-router"
     family = "router"
+    reads = frozenset({"prompt"})
     routing = True
 
     def __init__(self, models: Sequence[str] | None = None, budget: float | None = None, mode: str = "offline",

@@ -124,15 +124,20 @@ def read_text(path: Path, what: str = "recorded outcomes") -> str:
                         "expected UTF-8 text", file=str(path), row=f"line {line}") from None
 
 
-def read_csv(path: Path, header_only: bool = False, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+def read_csv(path: Path, header_only: bool = False, text_columns: tuple[str, ...] = (),
+             wanted: Callable[[str], bool] | None = None) -> pd.DataFrame:
     """A CSV file (optionally gzipped) as a DataFrame of its original columns.
 
     ``text_columns`` are read as text, not type-guessed (ids like ``001`` must stay ``001``).
+    ``wanted``: parse only the columns it accepts (the file's whole header is ``attrs["header"]``).
     """
     text = read_text(path)
     try:
         df = pd.read_csv(io.StringIO(text), nrows=0 if header_only else None, low_memory=False,
-                         dtype={c: str for c in text_columns} or None)
+                         dtype={c: str for c in text_columns} or None,
+                         usecols=None if wanted is None else (lambda c: wanted(str(c))))
+        if wanted is not None:
+            df.attrs["header"] = [str(c) for c in pd.read_csv(io.StringIO(text), nrows=0).columns]
     except pd.errors.EmptyDataError:
         raise DataError("empty file: expected a CSV header and rows", file=str(path)) from None
     except pd.errors.ParserError as e:
@@ -220,7 +225,9 @@ def read_jsonl(path: Path) -> pd.DataFrame:
     return df
 
 
-def read_parquet(path: Path) -> pd.DataFrame:
+def read_parquet(path: Path, wanted: Callable[[str], bool] | None = None) -> pd.DataFrame:
+    """A Parquet file as a DataFrame, text columns as categoricals. ``wanted``: read only the columns
+    it accepts (the others are never decoded; the file's whole header is ``attrs["header"]``)."""
     raw = read_bytes(path)
     if raw[:4] != b"PAR1":
         raise FormatError("named .parquet but is not Parquet (no PAR1 magic)", file=str(path))
@@ -231,10 +238,14 @@ def read_parquet(path: Path) -> pd.DataFrame:
         pf = pq.ParquetFile(pa.BufferReader(raw))
         # text columns are read dictionary-encoded (pandas categoricals): a prompt repeated once per
         # model and sample is held once, never materialised per row
+        header = [f.name for f in pf.schema_arrow]
+        cols = None if wanted is None else [c for c in header if wanted(c)]
         text = [f.name for f in pf.schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-        df = pq.read_table(pa.BufferReader(raw), read_dictionary=text).to_pandas()
+        df = pq.read_table(pa.BufferReader(raw), columns=cols, read_dictionary=text).to_pandas()
     except Exception as e:  # pyarrow raises several types for corrupt files
         raise FormatError(f"unreadable Parquet: {e}", file=str(path)) from None
+    if wanted is not None:
+        df.attrs["header"] = header
     if len(df) == 0:
         raise DataError("empty file: the Parquet table has no rows", file=str(path))
     return df

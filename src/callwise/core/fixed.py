@@ -36,6 +36,7 @@ class SingleModel(Policy):
     """Send every query to one model."""
 
     name = "single"
+    reads = frozenset()
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -58,6 +59,7 @@ class Oracle(Policy):
 
     name = "oracle"
     family = "oracle"
+    reads = frozenset()
     knob = "lam"
 
     def __init__(self, lam: float | None = None) -> None:
@@ -81,6 +83,7 @@ class RandomMix(Policy):
     """
 
     name = "random-mix"
+    reads = frozenset()
     knob = "weight"
 
     def __init__(self, models: Sequence[str], weight: float | None = None,

@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping, Sequence
+from typing import IO, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,13 @@ SCHEMA: dict[str, tuple[str, bool]] = {
     "split": ("str", False),
 }
 REQUIRED = tuple(c for c, (_, req) in SCHEMA.items() if req)
+#: Columns a command may leave unread: the text and the per-call signals that only some policies use
+#: (:meth:`~callwise.core.policy.Policy.reads` declares a policy's). The others (the key, task,
+#: quality, cost, split) are the outcomes themselves, read by every command.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("prompt", "answer", "reference", "latency", "input_tokens", "output_tokens",
+                                     "confidence", "keep")
+#: The columns every loaded table keeps, whatever a command reads: what ``fingerprint()`` hashes.
+CORE_COLUMNS: tuple[str, ...] = tuple(c for c in SCHEMA if c not in OPTIONAL_COLUMNS)
 KEY = ("prompt_id", "model", "sample")
 DEFAULT_TASK = "default"
 SPLITS = ("train", "test")
@@ -199,11 +206,30 @@ class OutcomeTable:
         return bool(self.meta.get("costs_estimated", False))
 
     def fingerprint(self) -> str:
-        """A content hash of the canonical table (order-independent): names the data in results."""
+        """A content hash of the outcomes (the :data:`CORE_COLUMNS`; order-independent): names the data
+        in results. It does not depend on which optional columns a command read (a table loaded with
+        ``columns=`` has the same fingerprint as the whole file); :meth:`column_fingerprints` names those."""
+        return _hash_rows(self.frame[[c for c in CORE_COLUMNS if c in self.frame.columns]])
+
+    def column_fingerprints(self) -> dict[str, str]:
+        """A content hash of each optional column this table holds (each row keyed by its outcome, so
+        order-independent): with :meth:`fingerprint`, names exactly the data a result was computed from."""
         f = self.frame
-        h = pd.util.hash_pandas_object(f, index=False).to_numpy()
-        cols = ",".join(f.columns).encode()
-        return hashlib.sha256(cols + np.sort(h).tobytes()).hexdigest()[:16]
+        return {c: _hash_rows(f[["prompt_id", "model", "sample", c]]) for c in OPTIONAL_COLUMNS if c in f.columns}
+
+    @property
+    def columns_read(self) -> tuple[str, ...] | None:
+        """The optional columns this table was loaded with (``load(columns=...)``, :meth:`project`);
+        None: every column the data has."""
+        got = self.meta.get("columns_read")
+        return None if got is None else tuple(got)
+
+    def project(self, columns: Iterable[str]) -> "OutcomeTable":
+        """The table with only these of the :data:`OPTIONAL_COLUMNS` (and every core column): what
+        ``load(path, columns=...)`` builds, from a table already in memory."""
+        keep = check_columns(columns, where="project")
+        drop = [c for c in OPTIONAL_COLUMNS if c in self.frame.columns and c not in keep]
+        return OutcomeTable(self.frame.drop(columns=drop), {**self.meta, "columns_read": sorted(keep)})
 
     # -- views ---------------------------------------------------------------------------------
     def select(self, mask: np.ndarray | pd.Series) -> "OutcomeTable":
@@ -262,6 +288,26 @@ class OutcomeTable:
     def to_parquet(self, path: str | Path) -> None:
         """Write the canonical table (with ``meta`` in the Parquet metadata) atomically."""
         write_parquet(self, path)
+
+
+def check_columns(columns: Iterable[str], *, where: str = "columns") -> frozenset[str]:
+    """``columns`` as a set of optional column names; a name that is not one is a :class:`DataError`."""
+    if isinstance(columns, str):
+        columns = [c for c in columns.split(",") if c]
+    keep = frozenset(str(c) for c in columns)
+    unknown = sorted(keep - set(OPTIONAL_COLUMNS))
+    if unknown:
+        core, other = [c for c in unknown if c in CORE_COLUMNS], [c for c in unknown if c not in CORE_COLUMNS]
+        why = "; ".join([f"{core} always read (the outcomes themselves)"] * bool(core)
+                        + [f"{other} not a column of the outcome table"] * bool(other))
+        raise DataError(f"{where}: {unknown} are not optional columns ({why}); expected some of "
+                        f"{list(OPTIONAL_COLUMNS)}")
+    return keep
+
+
+def _hash_rows(f: pd.DataFrame) -> str:
+    h = pd.util.hash_pandas_object(f, index=False).to_numpy()
+    return hashlib.sha256(",".join(f.columns).encode() + np.sort(h).tobytes()).hexdigest()[:16]
 
 
 def _factorize(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:

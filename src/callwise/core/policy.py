@@ -19,14 +19,14 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Iterable, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from .backend import Backend, Queries
 from .errors import PolicyError
-from .outcomes import OutcomeTable
+from .outcomes import OPTIONAL_COLUMNS, OutcomeTable
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,13 @@ class Policy(ABC):
     name: ClassVar[str] = "policy"
     family: ClassVar[str] = "fixed"
     knob: ClassVar[str | None] = None
+    #: The optional outcome-table columns (:data:`~callwise.core.outcomes.OPTIONAL_COLUMNS`) that some
+    #: configuration of this policy reads, in ``fit`` or through its backend's calls (answers,
+    #: confidence): a command loads only the union of its policies' (:func:`columns_read_by`). The
+    #: default is every one, so a policy that does not declare its own sees the whole table; each
+    #: registered policy declares its own, and ``tests/test_columns_read.py`` holds every declaration
+    #: to account (fitting and deciding on only these columns gives the decisions of the whole table).
+    reads: ClassVar[frozenset[str]] = frozenset(OPTIONAL_COLUMNS)
 
     def fit(self, train: OutcomeTable) -> "Policy":
         """Learn from recorded training outcomes; returns self."""
@@ -214,6 +221,16 @@ def registry() -> dict[str, type[Policy]]:
     voting, aggregation, plan's compositions; then your own), each family's in registration order."""
     _load_families()
     return dict(sorted(_REGISTRY.items(), key=lambda kv: _layout_rank(kv[1])))  # stable: registration order within
+
+
+def columns_read_by(policies: Iterable[str | Policy | type[Policy]]) -> frozenset[str]:
+    """The optional columns a set of policies reads (names, instances or classes): the union of
+    their :attr:`Policy.reads`."""
+    out: set[str] = set()
+    for p in policies:
+        cls = get_policy(p) if isinstance(p, str) else (p if isinstance(p, type) else type(p))
+        out |= cls.reads
+    return frozenset(out)
 
 
 def get_policy(name: str) -> type[Policy]:

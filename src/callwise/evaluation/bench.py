@@ -34,7 +34,7 @@ from ..core.frontier import (
 )
 from ..core.outcomes import OutcomeTable
 from ..core.parallel import Executor, Unit
-from ..core.policy import Policy, registry
+from ..core.policy import Policy, columns_read_by, registry
 from ..core.progress import Counter, OnProgress, chunk_size
 from ..core.replay import Replay
 from ..core.version import __version__
@@ -373,6 +373,23 @@ def default_policies() -> dict[str, Callable[[OutcomeTable], Policy | None]]:
             if cls.default.__func__ is not Policy.default.__func__}  # type: ignore[attr-defined]
 
 
+def _bench_policies(policies: Sequence[str] | None) -> dict[str, Callable[[OutcomeTable], Policy | None]]:
+    avail = default_policies()
+    if policies is None:
+        return avail
+    unknown = [p for p in policies if p not in avail]
+    if unknown:
+        raise PolicyError(f"unknown policy {unknown[0]!r} for bench; available: {sorted(avail)}")
+    return {p: avail[p] for p in policies}
+
+
+def bench_columns(policies: Sequence[str] | None = None) -> frozenset[str]:
+    """The optional columns :func:`bench` reads for these policies (None: every one it evaluates):
+    what each declares (:attr:`~callwise.core.policy.Policy.reads`), and ``latency``, which bench
+    reports for every entry. ``callwise bench`` loads only these (``load(path, columns=...)``)."""
+    return frozenset({"latency"}) | columns_read_by(_bench_policies(policies))
+
+
 def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | None = None, n_boot: int = 200,
           seed: int = 0, level: float = 0.95, split_info: dict[str, Any] | None = None,
           on_task: Callable[[str], None] | None = None, oracle: str = "callwise",
@@ -398,12 +415,7 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
         raise PolicyError(f"axis must be 'cost' or 'latency', got {axis!r}")
     if oracle not in ORACLE_CONVENTIONS:
         raise PolicyError(f"unknown oracle convention {oracle!r}; expected one of {list(ORACLE_CONVENTIONS)}")
-    avail = default_policies()
-    if policies is not None:
-        unknown = [p for p in policies if p not in avail]
-        if unknown:
-            raise PolicyError(f"unknown policy {unknown[0]!r} for bench; available: {sorted(avail)}")
-        avail = {p: avail[p] for p in policies}
+    avail = _bench_policies(policies)
     tasks = test.tasks()
     train_tasks = set(train.tasks())
     missing = [t for t in tasks if t not in train_tasks]
@@ -466,6 +478,7 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": {**{k: v for k, v in train.meta.items() if k != "dropped_prompts"},
                  "fingerprint": _combined_fingerprint(train, test),
+                 "column_fingerprints": _combined_columns(train, test),
                  "n_outcomes": len(train) + len(test),
                  "n_prompts": int(train.frame["prompt_id"].nunique() + test.frame["prompt_id"].nunique()),
                  "costs_estimated": bool(train.costs_estimated or test.costs_estimated)},
@@ -486,6 +499,13 @@ def bench(train: OutcomeTable, test: OutcomeTable, *, policies: Sequence[str] | 
 def _combined_fingerprint(train: OutcomeTable, test: OutcomeTable) -> str:
     """One content hash naming the train and test data together (each table hashed once)."""
     return hashlib.sha256(f"{train.fingerprint()}|{test.fingerprint()}".encode()).hexdigest()[:16]
+
+
+def _combined_columns(train: OutcomeTable, test: OutcomeTable) -> dict[str, str]:
+    """Each optional column the policies were given, hashed over both splits (see
+    :meth:`OutcomeTable.column_fingerprints`): with the fingerprint, what exactly was read."""
+    a, b = train.column_fingerprints(), test.column_fingerprints()
+    return {c: hashlib.sha256(f"{a[c]}|{b.get(c)}".encode()).hexdigest()[:16] for c in a}
 
 
 def _overall(test: OutcomeTable, results: dict[str, TaskResult], boots: dict[str, dict[str, np.ndarray]],

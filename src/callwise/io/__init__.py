@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,8 +36,10 @@ from ..core.files import base_suffix, is_pickle, read_bytes, read_csv, read_json
 from ..core.outcomes import (
     DEFAULT_TASK,
     META_KEY,
+    OPTIONAL_COLUMNS,
     OutcomeTable,
     Provenance,
+    check_columns,
     write_parquet,
 )
 from ..core.prices import PriceTable
@@ -154,11 +156,21 @@ def load(
     trust_pickle: bool = False,
     drop_incomplete: bool = False,
     quality_range: tuple[float, float] = (0.0, 1.0),
+    columns: Iterable[str] | None = None,
 ) -> OutcomeTable:
     """Load recorded outcomes from a file or folder into a validated :class:`OutcomeTable`.
 
+    ``columns`` names the optional columns to keep (of :data:`~callwise.core.outcomes.OPTIONAL_COLUMNS`:
+    prompt text, answers, references, latency, token counts, confidence, keep); the outcomes themselves
+    (ids, task, model, sample, quality, cost, split) are always read. None keeps every column. A
+    long Parquet or CSV file is read with only those columns (a prompt text or answer column never
+    reaches memory); other formats drop the rest before validation. What a command needs is
+    :func:`callwise.evaluation.bench.bench_columns` / :func:`callwise.plan.plan_columns`. The
+    table's ``columns_read`` records the choice; its fingerprint does not depend on it.
+
     Raises :class:`~callwise.core.errors.DataError` naming the file, row/prompt and column on bad input.
     """
+    keep = None if columns is None else check_columns(columns)
     path = Path(path)
     if format is None:
         # a column mapping only applies to long tables, whose headers it renames
@@ -182,7 +194,9 @@ def load(
                                  "was merged and put in the split holding most of its outcomes")
     elif format == "long":
         files = _data_files(path) if path.is_dir() else [path]
-        pairs = [_long.read_long(f, mapping) for f in files]
+        read = None if keep is None else keep | (set(_long.TOKEN_COLUMNS) | set(_long.TOKEN_COLUMNS.values())
+                                                 if isinstance(prices, PriceTable) else set())
+        pairs = [_long.read_long(f, mapping, read) for f in files]
         df, prov = _concat([p[0] for p in pairs], [p[1] for p in pairs])
         stored = _stored_meta(files[0]) if len(files) == 1 and base_suffix(files[0]) == ".parquet" else None
         if stored:
@@ -223,6 +237,9 @@ def load(
         meta["notes"].append("costs estimated from a user price table and text-length token estimates")
         if (df["task"] == "mt_bench").any():
             meta["notes"].append("MT-Bench scores 1-10 rescaled to quality (score - 1) / 9")
+    if keep is not None:
+        df = df.drop(columns=[c for c in OPTIONAL_COLUMNS if c in df.columns and c not in keep])
+        meta["columns_read"] = sorted(keep)
     return OutcomeTable.from_frame(df, prov, quality_range=quality_range, drop_incomplete=drop_incomplete,
                                    meta=meta)
 

@@ -21,29 +21,31 @@ notes say how each cost was made.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import AbstractSet, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from ..core.errors import DataError
 from ..core.files import base_suffix, read_csv, read_jsonl, read_parquet
-from ..core.outcomes import SCHEMA, Provenance
+from ..core.outcomes import OPTIONAL_COLUMNS, SCHEMA, Provenance
 from ..core.prices import PriceTable, estimate_tokens
 
 LONG_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 
 
-def read_raw(path: Path, text_columns: tuple[str, ...] = ()) -> tuple[pd.DataFrame, np.ndarray | None, str]:
-    """The file's records, their line numbers (JSONL) and the unit to name them by."""
+def read_raw(path: Path, text_columns: tuple[str, ...] = (),
+             wanted: Callable[[str], bool] | None = None) -> tuple[pd.DataFrame, np.ndarray | None, str]:
+    """The file's records, their line numbers (JSONL) and the unit to name them by. ``wanted``: read
+    only the columns it accepts where the format allows (Parquet, CSV; JSON is parsed whole)."""
     suffix = base_suffix(path)
     if suffix == ".parquet":
-        return read_parquet(path), None, "row"
+        return read_parquet(path, wanted), None, "row"
     if suffix in (".jsonl", ".json"):
         df = read_jsonl(path)  # a JSON list numbers its records from 0 ("record 3"), JSON lines by line
         return df.drop(columns="__line__"), df["__line__"].to_numpy(), str(df.attrs.get("unit", "line"))
     if suffix == ".csv":
-        return read_csv(path, text_columns=text_columns), None, "row"
+        return read_csv(path, text_columns=text_columns, wanted=wanted), None, "row"
     raise DataError(f"unknown file type {suffix!r}; expected one of {list(LONG_SUFFIXES)} (optionally .gz)",
                     file=str(path))
 
@@ -57,14 +59,24 @@ def check_mapping(mapping: Mapping[str, str] | None) -> dict[str, str]:
     return mapping
 
 
-def read_long(path: Path, mapping: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, Provenance]:
+def read_long(path: Path, mapping: Mapping[str, str] | None = None,
+              columns: AbstractSet[str] | None = None) -> tuple[pd.DataFrame, Provenance]:
+    """A long table's canonical columns and their provenance. ``columns``: the optional columns to
+    read (None: all); the file's other optional columns are not read from Parquet or CSV."""
     mapping = check_mapping(mapping)
     ids = tuple(mapping.get(c, c) for c in ("prompt_id", "model", "task", "answer", "split"))
-    raw, lines, unit = read_raw(path, ids)
+    wanted = None
+    if columns is not None:  # the file's names of the unread columns (mapped or canonical), unless a read one
+        unread = [c for c in OPTIONAL_COLUMNS if c not in columns]
+        skip = ({mapping.get(c, c) for c in unread} | set(unread)) - {mapping.get(c, c) for c in SCHEMA
+                                                                        if c not in unread}
+        wanted = lambda name: str(name) not in skip  # noqa: E731
+    raw, lines, unit = read_raw(path, ids, wanted)
     raw.columns = [str(c) for c in raw.columns]
-    absent = [orig for orig in mapping.values() if orig not in raw.columns]
+    header = [str(c) for c in raw.attrs.get("header", raw.columns)]  # every column of the file, read or not
+    absent = [orig for orig in mapping.values() if orig not in header]
     if absent:
-        raise DataError(f"mapped column {absent[0]!r} is not in the file; its columns are {list(raw.columns)}",
+        raise DataError(f"mapped column {absent[0]!r} is not in the file; its columns are {header}",
                         file=str(path), column=absent[0])
     rename = {orig: canon for canon, orig in mapping.items()}
     shadowed = [c for c in raw.columns if c in SCHEMA and c not in rename and c in mapping]

@@ -12,7 +12,7 @@ import types
 from typing import Any
 
 from .bounds import BOUNDS, lower, upper
-from .candidates import Candidate, build_candidates, hull_models
+from .candidates import Candidate, build_candidates, hull_models, plan_columns
 from .compositions import LearnedEscalation, RouteThenEscalate, VoteAgreementCascade
 from .crossfit import Evaluated, crossfit
 from .planner import PlanResult, TaskPlan, plan
@@ -20,7 +20,7 @@ from .select import Pick, Selection, select
 
 __all__ = ["BOUNDS", "Candidate", "Evaluated", "LearnedEscalation", "Pick", "RouteThenEscalate",
            "VoteAgreementCascade", "PlanResult", "Selection", "TaskPlan", "build_candidates",
-           "crossfit", "hull_models", "lower", "plan", "select", "upper"]
+           "crossfit", "hull_models", "lower", "plan", "plan_columns", "select", "upper"]
 
 
 class _CallablePackage(types.ModuleType):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from ..core.fixed import RandomMix, SingleModel, model_means
 from ..core.frontier import ndch
 from ..core.money import usd
 from ..core.outcomes import OutcomeTable
-from ..core.policy import Policy, make, registry
+from ..core.policy import Policy, columns_read_by, make, registry
 from ..voting import samples_per_model
 
 #: Registered policies a plan never deploys: they read whether each answer is right when deciding.
@@ -180,4 +180,21 @@ def build_candidates(train: OutcomeTable, *, metric: str | None = None, include:
             raise PolicyError(f"no candidate matches {sorted(keep)}; families and names here are {known}")
     return out, notes
 
-__all__ = ["HINDSIGHT", "MAX_TIERS", "Candidate", "build_candidates", "chains", "hull_models"]
+def plan_columns(candidates: Sequence[str] | None = None, metric: str | None = None) -> frozenset[str]:
+    """The optional columns ``plan`` reads for these candidates (names or families, as
+    :func:`build_candidates`'s ``include``; None: every one): each included policy's
+    :attr:`~callwise.core.policy.Policy.reads`; the answers and the recorded confidence always, since
+    they decide which candidates exist (votes, hull cascades) and what the notes say; and with a
+    ``metric`` the references its aggregation is scored against. ``callwise plan`` loads only these."""
+    # a candidate's own name ("single:m", "cascade[confidence]:a>b", "route-escalate[router@$1]") names
+    # its family or policy before the first ":" or "["
+    keep = None if candidates is None else {c.split(":")[0].split("[")[0] for c in candidates}
+    chosen = [cls for name, cls in registry().items()
+              if keep is None or name in keep or cls.family in keep]
+    out = {"answer", "confidence"} | columns_read_by(chosen)
+    if metric is not None:
+        out |= {"answer", "reference"}
+    return frozenset(out)
+
+
+__all__ = ["HINDSIGHT", "MAX_TIERS", "Candidate", "build_candidates", "chains", "hull_models", "plan_columns"]

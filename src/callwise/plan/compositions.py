@@ -66,6 +66,7 @@ class RouteThenEscalate(Policy):
 
     name = "route-escalate"
     family = FAMILY
+    reads = frozenset({"prompt", "confidence", "answer"})
     knob = "escalate"
 
     def __init__(self, router: str | None = "linear", router_budget: float | None = None,
@@ -230,6 +231,7 @@ class VoteAgreementCascade(ConfidenceCascade):
 
     name = "vote-agreement-cascade"
     family = FAMILY
+    reads = frozenset({"prompt", "answer"})
 
     def __init__(self, models: Sequence[str] | None = None, budget: float | None = None, mode: str = "offline",
                  warmup: int = 20, seed: int = 0, cost_model: str = "length", samples: int = 5, *,
@@ -317,6 +319,7 @@ class LearnedEscalation(Escalation):
 
     name = "learned-escalation"
     family = FAMILY
+    reads = frozenset({"prompt", "confidence"})
 
     def __init__(self, models: Sequence[str] | None = None, budget: float | None = None, mode: str = "offline",
                  warmup: int = 20, seed: int = 0, cost_model: str = "length", router: str = "linear",

@@ -131,6 +131,9 @@ def _family_on_test(sel: Selection, n_boot: int, seed: int, level: float,
 
 def _baseline(evs: list[Evaluated], train: OutcomeTable, baseline: str | None) -> Evaluated:
     singles = {ev.fitted.params().get("model"): ev for ev in evs if ev.family == "single"}
+    if not singles:
+        raise DataError("no single-model candidate to measure the savings against: include 'single' in "
+                        "--candidate (candidates=), e.g. --candidate single,cascade")
     if baseline is not None:
         if baseline not in singles:
             raise DataError(f"--baseline {baseline!r} is not a model of this task; models are {sorted(singles)}")
@@ -349,7 +352,8 @@ def plan(data: OutcomeTable, *, test: OutcomeTable | None = None, split: float |
         "callwise_version": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "plan",
         "data": {**{k: v for k, v in train.meta.items() if k != "dropped_prompts"},
-                 "fingerprint": data.fingerprint(), "costs_estimated": bool(train.costs_estimated)},
+                 "fingerprint": data.fingerprint(), "column_fingerprints": data.column_fingerprints(),
+                 "costs_estimated": bool(train.costs_estimated)},
         "split": info, "seed": seed, "folds": folds, "risk": risk, "bound": bound,
         "horizon": horizon if horizon == "test" else (None if math.isinf(float(horizon)) else horizon),
         "budget": budget, "quality": quality, "metric": metric,

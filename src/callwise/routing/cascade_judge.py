@@ -92,6 +92,7 @@ class CascadeJudge(Policy):
 
     name = "cascade-judge"
     family = "cascade"
+    reads = frozenset()
     knob = "max_cost"
 
     chain_: tuple[str, ...] | None = None

@@ -186,6 +186,7 @@ class Router(Policy):
     """
 
     family = "router"
+    reads = frozenset({"prompt", "output_tokens"})  # output_tokens: cost_model="token-price"
     knob = "lam"
     scorer_kind: ClassVar[str] = "knn"
 

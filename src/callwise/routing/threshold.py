@@ -35,6 +35,7 @@ class ThresholdRouter(Policy):
 
     name = "threshold"
     family = "router"
+    reads = frozenset({"prompt"})
     knob = "strong_share"
 
     def __init__(self, scorer: str = "mf", strong: str | None = None, weak: str | None = None,

@@ -252,6 +252,7 @@ class Vote(MultiCall):
     """Ask one model K times; return the most common normalised answer (ties: the first seen)."""
 
     name = "vote"
+    reads = frozenset({"answer"})
 
     def _curves(self, s: Samples, keep: np.ndarray | None, ks: np.ndarray) -> np.ndarray:
         return vote_curve(s, ks, draws=self.draws, reps=self.reps, seed=self.seed)
@@ -281,6 +282,7 @@ class FilterVote(MultiCall):
     """
 
     name = "filter-vote"
+    reads = frozenset({"answer", "keep"})
     calls_per_k = 2
     FILTERS = ("auto", "recorded", "simulated", "judge")
 
@@ -380,6 +382,7 @@ class BestOfK(MultiCall):
     """
 
     name = "best-of-k"
+    reads = frozenset()
     RANKERS = ("perfect", "noisy", "judge")
     needs_answers = False
 
