@@ -395,6 +395,7 @@ def fit(
     trust_pickle: bool = TrustOpt, drop_incomplete: bool = DropOpt, quality_range: Optional[str] = RangeOpt,
 ) -> None:
     """Fit a policy on the training part of DATA, calibrate it to a budget or quality, evaluate it on the held-out part, save it."""
+    from .core.policy import columns_read_by
     from .core.policy_files import save_policy
     from .evaluation.fit import fit_policy
 
@@ -403,8 +404,9 @@ def fit(
     try:
         if save.suffix.lower() != ".json":
             raise DataError("the policy file must end in .json", file=str(save))
-        table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range)
-        test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range)
+        columns = columns_read_by([policy])  # only the optional columns this policy reads
+        table = _load(data, format, map, prices, trust_pickle, drop_incomplete, quality_range, columns)
+        test_table = (_load(test, format, map, prices, trust_pickle, drop_incomplete, quality_range, columns)
                       if test is not None else None)
         with _work(console, f"fit {policy}") as on_progress:
             rep_ = fit_policy(table, policy, params=_parse_params(param), task=task, budget=budget, quality=quality,

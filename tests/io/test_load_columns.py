@@ -144,3 +144,27 @@ def test_bench_and_plan_read_only_their_policies_columns(long_files: dict[str, P
     assert doc["data"]["columns_read"] == ["answer", "confidence"]  # they decide which candidates exist
     assert doc["data"]["fingerprint"] == t.fingerprint() and set(doc["data"]["column_fingerprints"]) == {
         "answer", "confidence"}
+
+
+def test_fit_reads_only_its_policys_columns(long_files: dict[str, Path], tmp_path: Path) -> None:
+    """callwise fit loads the policy's declared columns; the saved policy and its held-out report are
+    those of a fit on the whole table."""
+    import json
+
+    import numpy as np
+
+    from callwise.evaluation.fit import fit_policy
+
+    out = tmp_path / "lin.json"
+    r = CliRunner().invoke(app, ["fit", str(long_files["parquet"]), "--policy", "linear", "--budget", "0.0005",
+                                 "--save", str(out), "--report", str(tmp_path / "rep.json")])
+    assert r.exit_code == 0, r.output
+    whole = fit_policy(callwise.load(long_files["parquet"]), "linear", budget=0.0005)
+    rep = json.loads((tmp_path / "rep.json").read_text())
+    assert rep["test"]["cost"] == pytest.approx(whole.test["cost"]) and rep["test"]["quality"] == pytest.approx(
+        whole.test["quality"])
+    assert json.loads(out.read_text())["data"]["fingerprint"] == whole.data["fingerprint"]
+    prompts = callwise.load(long_files["parquet"]).dense().prompts[:50]
+    np.testing.assert_allclose(callwise.load_policy(out).predict(prompts)[0], whole.policy.predict(prompts)[0])
+    r = CliRunner().invoke(app, ["fit", str(long_files["parquet"]), "--policy", "nope", "--save", str(out)])
+    assert r.exit_code != 0 and "no policy named 'nope'" in r.output
